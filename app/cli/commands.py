@@ -1,0 +1,441 @@
+"""The headless commands: models, check, train, sample, score, eval."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from app.core.errors import ARExplorerError, DataError
+
+
+def _session(args: argparse.Namespace, device: str | None = None):
+    from app.core.registry import get_registry
+    from app.core.session import Session
+
+    registry = get_registry(strict=getattr(args, "strict_plugins", False))
+    _report_plugin_problems(registry)
+    return Session(registry, device or getattr(args, "device", None) or "auto", getattr(args, "data_dir", None))
+
+
+def _report_plugin_problems(registry) -> None:
+    for status in registry.problems():
+        print(f"warning: plugin {status.name}: {status.error}", file=sys.stderr)
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def _parse_hparams(items: list[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ARExplorerError(f"--hparam takes KEY=VALUE, not {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+# models ----------------------------------------------------------------------------------------------------------
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from app.core.checkpoints import list_checkpoints
+    from app.core.registry import get_registry
+
+    registry = get_registry(strict=args.strict_plugins)
+    checkpoints = list_checkpoints(registry)
+    data = {
+        "plugins": [s.to_dict() for s in registry.statuses.values()],
+        "models": [
+            {
+                "name": s.name,
+                "title": s.title,
+                "orderings": s.orderings,
+                "data_kinds": list(s.data_kinds),
+                "condition": s.condition.kind if s.condition else None,
+                "sampler_modes": ["naive", *s.sampler_modes],
+                "lecture_section": s.lecture_section,
+                "description": s.description,
+            }
+            for s in registry.models.values()
+        ],
+        "datasets": [
+            {"name": d.name, "title": d.title, "kind": d.kind, "shape": list(d.shape), "num_values": d.num_values,
+             "binarization": d.binarization, "offline": d.offline}
+            for d in registry.datasets.values()
+        ],
+        "orderings": [{"name": o.name, "description": o.description} for o in registry.orderings.values()],
+        "checkpoints": [c.to_dict() for c in checkpoints],
+    }
+    if args.json:
+        _print_json(data)
+        return 0
+    print("Plugins:")
+    for p in data["plugins"]:
+        mark = "ok" if p["status"] == "ok" else p["status"].upper()
+        print(f"  {p['name']:<22} {mark:<8} {p['error'] or ''}")
+    print("\nModels (orderings: fixed = one built in, build = chosen when trained, any = given at run time):")
+    for m in data["models"]:
+        cond = f", conditioned on {m['condition']}" if m["condition"] else ""
+        print(f"  {m['name']:<22} {m['orderings']:<6} {', '.join(m['data_kinds'])}{cond}")
+    print("\nDatasets:")
+    for d in data["datasets"]:
+        print(f"  {d['name']:<22} {d['binarization']}")
+    print("\nOrderings: " + ", ".join(o["name"] for o in data["orderings"]))
+    print("\nCheckpoints (test NLL on the dataset they were trained on):")
+    for c in data["checkpoints"]:
+        nll = f"{c['test_nll_nats']:.2f} nats ({c['test_bits_per_dim']:.4f} bits/dim)" if c["test_nll_nats"] else "not evaluated"
+        print(f"  {c['name']:<36} {c['model']:<18} {c['dataset']:<18} {nll}")
+    return 0
+
+
+# check -----------------------------------------------------------------------------------------------------------
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from app.core.registry import get_registry
+    from app.testing import check_model
+
+    registry = get_registry(strict=args.strict_plugins)
+    _report_plugin_problems(registry)
+    names = args.model or sorted(registry.models)
+    failed = 0
+    reports = []
+    for name in names:
+        report = check_model(registry.model(name))
+        reports.append(report)
+        failed += not report.passed
+        if not args.json:
+            print(report)
+    if args.json:
+        _print_json([{"model": r.model, "passed": r.passed,
+                      "checks": [{"name": c.name, "passed": c.passed, "message": c.message} for c in r.results]}
+                     for r in reports])
+    return 1 if failed else 0
+
+
+# train -----------------------------------------------------------------------------------------------------------
+
+
+def _init_distributed(device_arg: str) -> tuple[int, int, str]:
+    """Under torchrun (WORLD_SIZE > 1): join the process group; returns (rank, world, device)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, device_arg
+    import torch.distributed as dist
+
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() and device_arg in ("auto", "cuda")
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    if use_cuda:
+        torch.cuda.set_device(local)
+        return dist.get_rank(), world, f"cuda:{local}"
+    return dist.get_rank(), world, "cpu"
+
+
+def default_output(model: str, dataset: str, ordering: str | None) -> Path:
+    from plugins.checkpoints import user_checkpoint_dir
+
+    suffix = f"-{ordering}" if ordering else ""
+    return user_checkpoint_dir() / f"{model}-{dataset}{suffix}.safetensors"
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from app.cli.progress import ProgressBar
+    from app.core.checkpoints import load_checkpoint, weights_path
+    from app.core.training import TrainConfig, train
+
+    rank, world, device = _init_distributed(args.device or "auto")
+    session = _session(args, device)
+    spec = session.registry.model(args.model)
+    dataset = session.dataset(args.dataset)
+    if dataset.kind not in spec.data_kinds and not args.force:
+        raise ARExplorerError(
+            f"{spec.title} models {', '.join(spec.data_kinds)} data; {dataset.name} is {dataset.kind} (--force to try)"
+        )
+    ordering = None
+    if args.ordering:
+        if spec.orderings == "fixed":
+            raise ARExplorerError(f"{spec.title} has a fixed ordering; --ordering applies to models of capability build")
+        ordering = session.registry.ordering(args.ordering, dataset.shape[1], dataset.shape[2], args.seed)
+    out = weights_path(Path(args.out)) if args.out else default_output(spec.name, dataset.name, args.ordering and ordering.name)
+    if rank == 0:
+        print(f"training {spec.title} on {dataset.title} [{dataset.binarization}] on {session.device}"
+              f"{f' x{world} processes' if world > 1 else ''} -> {out}", file=sys.stderr)
+    if args.resume and out.exists():
+        model, info = load_checkpoint(out, session.registry, session.device, expect_model=spec.name)
+        meta = {k: info.meta[k] for k in ("dataset", "binarization", "images_seen") if k in info.meta}
+        if rank == 0:
+            print(f"resuming from {out.name}: {info.meta.get('epochs', 0):.2f} epochs done, "
+                  f"best validation {info.meta.get('valid_nll_nats', float('nan')):.2f} nats", file=sys.stderr)
+    else:
+        if args.resume and rank == 0:
+            print(f"nothing to resume at {out}; starting afresh", file=sys.stderr)
+        torch.manual_seed(args.seed)
+        config = spec.make_config(dataset.shape, dataset.num_values, _parse_hparams(args.hparam), ordering)
+        model = spec.create(config).to(session.device)
+        meta = {"dataset": dataset.name, "binarization": dataset.binarization}
+    train_split = session.split(dataset, "train", args.limit)
+    valid_split = session.split(dataset, "valid", args.valid_limit) if "valid" in dataset.splits else None
+    cfg = TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, max_minutes=args.max_minutes,
+        eval_every=args.eval_every, seed=args.seed, precision=args.precision, log_every=args.log_every,
+    )
+    bar = ProgressBar(1, f"{spec.name}") if rank == 0 else None
+    last = None
+    for event in train(model, train_split, valid_split, cfg, out, meta, resume=args.resume):
+        last = event
+        if bar is None:
+            continue
+        bar.total = event.total_steps
+        if event.kind == "step":
+            bar.update(event.step, f"train {event.train_nll:.2f} nats/img, {event.images_per_s:.0f} img/s")
+        elif event.kind == "eval":
+            bar.update(event.step, f"valid {event.valid_nll:.2f} nats (best {event.best_valid_nll:.2f})")
+    if bar is not None:
+        bar.close()
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        if rank != 0:
+            dist.destroy_process_group()
+            return 0
+    if last is not None and last.kind == "stopped" and last.message:
+        print(f"stopped: {last.message}", file=sys.stderr)
+    if not out.exists():
+        raise ARExplorerError("training ended before any checkpoint was written")
+    if not args.no_test:
+        loaded = session.load(out)
+        try:
+            stats = session.evaluate(loaded, split="test")
+            print(f"test NLL: {stats['nll_nats']:.2f} ± {stats['nll_nats_stderr']:.2f} nats/image "
+                  f"({stats['bits_per_dim']:.4f} bits/dim) on {dataset.title} [{dataset.binarization}]")
+        except DataError as exc:
+            print(f"no test evaluation: {exc}", file=sys.stderr)
+    print(f"checkpoint: {out}")
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    return 0
+
+
+# sample ----------------------------------------------------------------------------------------------------------
+
+
+def _load_condition_image(path: str | None, loaded) -> np.ndarray | None:
+    if not path:
+        return None
+    from app.core.images import load_image
+
+    spec = loaded.model.config.condition
+    shape = tuple(spec.shape) if spec is not None and len(spec.shape) == 3 else tuple(loaded.model.shape)
+    k = spec.num_values if spec is not None and spec.num_values else loaded.model.num_values
+    converted = load_image(path, shape, k)  # type: ignore[arg-type]
+    return converted.values
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    import time
+
+    from app.core.images import grid_image, save_png
+    from app.core.sampling import resolve_mode, sample
+
+    if not 1 <= args.n <= 4096:
+        raise ARExplorerError("--n must be between 1 and 4096")
+    session = _session(args)
+    loaded = session.load(args.checkpoint)
+    for note in loaded.notes:
+        print(f"note: {note}", file=sys.stderr)
+    model = loaded.model
+    ordering = session.ordering(args.ordering, model, args.seed)
+    cond = session.condition(model, args.n, args.label, _load_condition_image(args.condition, loaded))
+    start = time.perf_counter()
+    images = sample(model, args.n, temperature=args.temperature, seed=args.seed, ordering=ordering, cond=cond, mode=args.mode)
+    if model.device.type == "cuda":
+        torch.cuda.synchronize()
+    elapsed = time.perf_counter() - start
+    array = images.cpu().numpy().astype(np.uint8)
+    save_png(grid_image(array, model.num_values, scale=args.scale), args.out)
+    if args.npy:
+        from app.core.files import atomic_path
+
+        with atomic_path(args.npy) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, array, allow_pickle=False)
+    mode = resolve_mode(model, args.mode)
+    print(f"{args.n} samples from {loaded.name} ({model.spec.title}, {mode} sampling, T={args.temperature}, "
+          f"seed {args.seed}, ordering {ordering.name if ordering else model.ordering.name}) on {model.device} "
+          f"in {elapsed:.2f} s -> {args.out}")
+    return 0
+
+
+# score -----------------------------------------------------------------------------------------------------------
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from app.core.images import load_image
+    from app.core.scoring import percentile_rank, score
+
+    session = _session(args)
+    loaded = session.load(args.checkpoint)
+    model = loaded.model
+    ordering = session.ordering(args.ordering, model, args.seed)
+    quantiles = loaded.info.meta.get("test_nll_quantiles")
+    results = []
+    for path in args.images:
+        converted = load_image(path, tuple(model.shape), model.num_values, invert=args.invert)
+        cond = session.condition(model, 1, args.label, _load_condition_image(args.condition, loaded))
+        result = score(model, converted.values[None], cond, ordering)
+        entry: dict[str, Any] = {
+            "image": str(path),
+            "checkpoint": loaded.name,
+            "model": model.spec.name,
+            "dataset": loaded.info.meta.get("dataset"),
+            "binarization": loaded.info.meta.get("binarization"),
+            "ordering": ordering.name if ordering else model.ordering.name,
+            "nll_nats": float(result.nll_nats[0]),
+            "bits_per_dim": float(result.bits_per_dim[0]),
+            "conversion": converted.notes,
+        }
+        if quantiles:
+            entry["test_percentile"] = percentile_rank(entry["nll_nats"], np.asarray(quantiles))
+        if args.per_pixel:
+            entry["per_pixel_nll"] = result.per_pixel_nll[0].round(6).tolist()
+        results.append(entry)
+        if not args.json:
+            pct = f", more surprising than {entry['test_percentile']:.0f}% of test images" if quantiles else ""
+            print(f"{path}: {entry['nll_nats']:.2f} nats/image, {entry['bits_per_dim']:.4f} bits/dim under "
+                  f"{loaded.name} [{entry['binarization']}]{pct}")
+            print(f"  converted: {converted.describe()}")
+    if args.json:
+        _print_json(results if len(results) != 1 else results[0])
+    return 0
+
+
+# eval ------------------------------------------------------------------------------------------------------------
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    session = _session(args)
+    loaded = session.load(args.checkpoint)
+    ordering = session.ordering(args.ordering, loaded.model, args.seed)
+    stats = session.evaluate(loaded, args.dataset, args.split, args.limit, ordering, record=not args.no_record)
+    stats["checkpoint"] = loaded.name
+    if args.json:
+        _print_json(stats)
+    else:
+        print(f"{loaded.name} on {stats['dataset']} {stats['split']} [{stats['binarization']}], ordering "
+              f"{stats['ordering']}: {stats['nll_nats']:.2f} ± {stats['nll_nats_stderr']:.2f} nats/image, "
+              f"{stats['bits_per_dim']:.4f} ± {stats['bits_per_dim_stderr']:.4f} bits/dim ({stats['num_images']} images)")
+    return 0
+
+
+# registration ------------------------------------------------------------------------------------------------------
+
+
+def register(sub: argparse._SubParsersAction, add_common) -> None:
+    def common(parser: argparse.ArgumentParser, device: bool = True, data: bool = False) -> None:
+        add_common(parser)
+        if device:
+            parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+        if data:
+            parser.add_argument("--data-dir", default=None, help="data folder (else $AR_EXPLORER_DATA, else the cache)")
+
+    p = sub.add_parser("models", help="list plugins, models, datasets, orderings and checkpoints")
+    common(p, device=False)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_models)
+
+    p = sub.add_parser("check", help="run the conformance kit on models (all by default)")
+    common(p, device=False)
+    p.add_argument("model", nargs="*")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_check)
+
+    p = sub.add_parser("train", help="train a model on a dataset, keeping the best checkpoint by validation NLL")
+    common(p, data=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--epochs", type=float, default=10.0)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--max-minutes", type=float, default=None, help="stop after this much wall time")
+    p.add_argument("--eval-every", type=int, default=0, help="steps between validations (default: each epoch)")
+    p.add_argument("--log-every", type=int, default=20)
+    p.add_argument("--limit", type=int, default=0, help="train on at most this many images")
+    p.add_argument("--valid-limit", type=int, default=0, help="validate on at most this many images")
+    p.add_argument("--ordering", default=None, help="for models whose ordering is chosen at build: a preset or JSON file")
+    p.add_argument("--hparam", action="append", metavar="KEY=VALUE", help="hyperparameter (JSON value), repeatable")
+    p.add_argument("--out", default=None, help="checkpoint path (default: the user checkpoint folder)")
+    p.add_argument("--resume", action="store_true", help="continue from --out if it exists")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    p.add_argument("--no-test", action="store_true", help="skip the test-set evaluation at the end")
+    p.add_argument("--force", action="store_true", help="train even where the model does not list the data kind")
+    p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser("sample", help="sample images from a checkpoint into a PNG grid")
+    common(p)
+    p.add_argument("--checkpoint", required=True, help="a shipped checkpoint's name or a .safetensors path")
+    p.add_argument("--n", type=int, default=16)
+    p.add_argument("--out", default="samples.png")
+    p.add_argument("--npy", default=None, help="also save the raw values as .npy")
+    p.add_argument("--ordering", default=None, help="a preset name or an ordering JSON file")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mode", default="auto", help="naive, cached or auto")
+    p.add_argument("--label", type=int, default=None, help="class label, for class-conditional models")
+    p.add_argument("--condition", default=None, help="condition image, for image-conditional models")
+    p.add_argument("--scale", type=int, default=4, help="pixel size in the PNG")
+    p.set_defaults(handler=cmd_sample)
+
+    p = sub.add_parser("score", help="NLL of image files under a checkpoint")
+    common(p)
+    p.add_argument("images", nargs="+")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--ordering", default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--per-pixel", action="store_true", help="add per_pixel_nll: H x W of -log p(x_i | x_<i) in nats")
+    p.add_argument("--invert", choices=("auto", "yes", "no"), default="auto")
+    p.add_argument("--label", type=int, default=None)
+    p.add_argument("--condition", default=None)
+    p.set_defaults(handler=cmd_score)
+
+    p = sub.add_parser("eval", help="mean NLL of a checkpoint on a dataset split, with its standard error")
+    common(p, data=True)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--dataset", default=None, help="default: the checkpoint's own dataset")
+    p.add_argument("--split", default="test")
+    p.add_argument("--limit", type=int, default=0)
+    p.add_argument("--ordering", default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--no-record", action="store_true", help="do not write the result into the checkpoint's JSON")
+    p.set_defaults(handler=cmd_eval)
+
+
+

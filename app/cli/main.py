@@ -1,0 +1,106 @@
+"""``ar-explorer``: the desktop app with no arguments, headless commands otherwise.
+
+Every command runs without Qt. Errors are one line on stderr and a non-zero exit status, never a traceback
+(``--debug`` shows it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from app.core.errors import ARExplorerError
+
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--strict-plugins", action="store_true", help="make any plugin failure fatal (for plugin authors)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from app.cli import commands, data_commands
+
+    parser = argparse.ArgumentParser(
+        prog="ar-explorer",
+        description="See inside autoregressive likelihood models of images. With no command, opens the app.",
+    )
+    _add_common(parser)
+    parser.add_argument("--screenshot", metavar="PATH", help="open the app, run a view's default action, save a PNG, exit")
+    parser.add_argument("--view", default=None, help="the view to open (sample, score, inspect, ...)")
+    parser.add_argument("--after", type=float, default=3.0, metavar="SECONDS", help="seconds before the screenshot")
+    parser.add_argument("--checkpoint", default=None, help="the checkpoint to open the app on")
+    parser.add_argument("--device", default=None, help="auto, cpu, cuda or mps")
+    parser.add_argument("--scale", type=float, default=None, help="UI scale (1.0 normal, 1.5-2.0 for projectors)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.register(sub, _add_common)
+    data_commands.register(sub, _add_common)
+    _register_extensions(sub)
+    return parser
+
+
+def _register_extensions(sub: argparse._SubParsersAction) -> None:
+    """Commands that live in their own modules (each adds itself if it is present)."""
+    import importlib
+
+    for module_name in ("app.cli.bench_command", "app.cli.complete_command", "app.cli.fisher_command"):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue
+            raise
+        module.register(sub, _add_common)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = getattr(args, "debug", False) or bool(os.environ.get("AR_EXPLORER_DEBUG"))
+    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
+    try:
+        if handler is None:
+            return _run_gui(args)
+        return int(handler(args) or 0)
+    except ARExplorerError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted: files on disk are as they were or complete", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
+        if debug:
+            raise
+        print(f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for details)", file=sys.stderr)
+        return 1
+
+
+def _run_gui(args: argparse.Namespace) -> int:
+    try:
+        import PySide6  # noqa: F401
+    except ImportError:
+        print(
+            "error: the desktop app needs PySide6 and pyqtgraph (pip install 'ar-explorer[gui]'); "
+            "the headless commands work without them: ar-explorer --help",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    try:
+        from app.ui.launch import launch
+    except ImportError as exc:
+        print(f"error: the desktop app is not available: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    return int(launch(args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

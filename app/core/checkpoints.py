@@ -1,0 +1,369 @@
+"""Checkpoints: ``NAME.safetensors`` (weights, with the model's config in its header) + ``NAME.json``.
+
+The JSON file is the readable record: model, hyperparameters, ordering, dataset and binarization, training
+history, wall time, device, library versions, and the test NLL that ``eval`` measured (``test_nll_nats``).
+It names the SHA-256 of the weights it describes; if the two ever disagree, the weights' own header wins.
+
+Nothing here ever unpickles: ``.pt``, ``.pth``, ``.ckpt``, ``.pkl`` and ``.bin`` files are refused unread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from safetensors.torch import safe_open as _safe_open  # noqa: F401  (kept for plugin authors)
+
+from app.core.errors import CheckpointError, PluginError
+from app.core.files import atomic_path, atomic_write_text
+from app.core.model import ARModel, ModelConfig
+
+if TYPE_CHECKING:
+    from app.core.registry import Registry
+
+FORMAT = "ar-explorer-checkpoint"
+FORMAT_VERSION = 1
+PICKLE_SUFFIXES = {".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".tar", ".joblib"}
+HEADER_LIMIT = 100 * 1024 * 1024  # safetensors' own limit on the JSON header
+
+
+@dataclass
+class CheckpointInfo:
+    """A checkpoint found on disk, with its metadata (read without loading the weights)."""
+
+    name: str
+    weights: Path
+    meta: dict[str, Any]
+
+    @property
+    def model(self) -> str:
+        return str(self.meta.get("model", "?"))
+
+    @property
+    def dataset(self) -> str:
+        return str(self.meta.get("dataset", "?"))
+
+    @property
+    def test_nll_nats(self) -> float | None:
+        value = self.meta.get("test_nll_nats")
+        return float(value) if value is not None else None
+
+    @property
+    def json_path(self) -> Path:
+        return self.weights.with_suffix(".json")
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "model": self.model,
+            "dataset": self.dataset,
+            "binarization": self.meta.get("binarization"),
+            "test_nll_nats": self.test_nll_nats,
+            "test_bits_per_dim": self.meta.get("test_bits_per_dim"),
+            "path": str(self.weights),
+        }
+
+
+def library_versions() -> dict[str, str]:
+    import pluggy
+    import safetensors
+
+    from app import __version__
+
+    return {
+        "ar_explorer": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "safetensors": safetensors.__version__,
+        "pluggy": pluggy.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def weights_path(path: str | Path) -> Path:
+    """``NAME``, ``NAME.json`` or ``NAME.safetensors`` to the weights file's path."""
+    path = Path(path)
+    if path.suffix == ".json":
+        return path.with_suffix(".safetensors")
+    if path.suffix != ".safetensors":
+        return path.with_name(path.name + ".safetensors")
+    return path
+
+
+def refuse_pickle(path: Path) -> None:
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise CheckpointError(
+            f"{path.name} is a pickle-based file ({path.suffix}); AR Explorer never unpickles files, because "
+            "loading a pickle can run arbitrary code. Convert it to safetensors where you trust it."
+        )
+
+
+def save_checkpoint(
+    model: ARModel,
+    path: str | Path,
+    meta: dict[str, Any] | None = None,
+    half: bool = False,
+) -> CheckpointInfo:
+    """Write ``NAME.safetensors`` then ``NAME.json``, each atomically. Returns the new checkpoint's info.
+
+    ``half=True`` stores floating-point weights in float16 (they are loaded back as float32).
+    """
+    weights = weights_path(path)
+    state = {}
+    for key, tensor in model.state_dict().items():
+        tensor = tensor.detach().to("cpu")
+        if half and tensor.is_floating_point():
+            tensor = tensor.half()
+        state[key] = tensor.contiguous().clone()
+    record = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model": model.spec.name,
+        "config": model.config.to_dict(),
+        "weights_dtype": "float16" if half else "float32",
+        "num_parameters": int(sum(p.numel() for p in model.parameters())),
+        "versions": library_versions(),
+    }
+    record.update(meta or {})
+    header = {"ar_explorer": json.dumps({k: record[k] for k in ("format", "format_version", "model", "config")})}
+    with atomic_path(weights) as tmp:
+        save_file(state, str(tmp), metadata=header)
+    record["weights_sha256"] = _sha256(weights)
+    atomic_write_text(weights.with_suffix(".json"), json.dumps(record, indent=2, default=_json_default) + "\n")
+    return CheckpointInfo(weights.stem, weights, record)
+
+
+def update_metadata(info: CheckpointInfo, updates: dict[str, Any]) -> CheckpointInfo:
+    """Add results (for example ``test_nll_nats`` from ``eval``) to a checkpoint's JSON, atomically."""
+    meta = dict(info.meta)
+    meta.update(updates)
+    meta["weights_sha256"] = _sha256(info.weights)
+    atomic_write_text(info.json_path, json.dumps(meta, indent=2, default=_json_default) + "\n")
+    return CheckpointInfo(info.name, info.weights, meta)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def read_header(weights: Path) -> dict[str, Any]:
+    """Read the safetensors header (a JSON document) without loading any tensor."""
+    refuse_pickle(weights)
+    try:
+        with open(weights, "rb") as handle:
+            raw_len = handle.read(8)
+            if len(raw_len) != 8:
+                raise CheckpointError(f"{weights.name} is empty or truncated: not a safetensors file")
+            length = int.from_bytes(raw_len, "little")
+            if length <= 0 or length > HEADER_LIMIT:
+                raise CheckpointError(f"{weights.name} is not a safetensors file (bad header length)")
+            raw = handle.read(length)
+            if len(raw) != length:
+                raise CheckpointError(f"{weights.name} is truncated (its header is incomplete)")
+            end = handle.seek(0, os.SEEK_END)
+    except FileNotFoundError:
+        raise CheckpointError(f"no checkpoint at {weights}") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{weights} is a folder, not a checkpoint") from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {weights}: {exc}") from None
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise CheckpointError(f"{weights.name} is not a safetensors file (its header is not JSON)") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{weights.name} is not a safetensors file")
+    data_len = end - 8 - length
+    for key, entry in header.items():
+        if key == "__metadata__":
+            continue
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if not offsets or len(offsets) != 2 or offsets[1] > data_len:
+            raise CheckpointError(f"{weights.name} is truncated or corrupt (tensor {key!r} lies past its end)")
+    return header
+
+
+def read_info(path: str | Path) -> CheckpointInfo:
+    """The metadata of a checkpoint: the JSON sidecar where it matches the weights, else the weights' header."""
+    weights = weights_path(path)
+    refuse_pickle(Path(path))
+    header = read_header(weights)
+    embedded = (header.get("__metadata__") or {}).get("ar_explorer")
+    if embedded is None:
+        raise CheckpointError(
+            f"{weights.name} is a safetensors file but not an AR Explorer checkpoint (no model config in it)"
+        )
+    try:
+        meta = json.loads(embedded)
+    except json.JSONDecodeError:
+        raise CheckpointError(f"{weights.name} has a corrupt model config in its header") from None
+    sidecar = weights.with_suffix(".json")
+    if sidecar.is_file():
+        try:
+            full = json.loads(sidecar.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            full = None
+        if isinstance(full, dict) and full.get("model") == meta.get("model") and full.get("config") == meta.get("config"):
+            meta = {**full, **meta}
+    return CheckpointInfo(weights.stem, weights, meta)
+
+
+def build_model(registry: Registry, meta: dict[str, Any], source: str = "checkpoint") -> ARModel:
+    model_name = meta.get("model")
+    try:
+        spec = registry.model(str(model_name))
+    except PluginError:
+        raise CheckpointError(
+            f"{source} is a {model_name!r} model, and no loaded plugin provides it "
+            f"(available: {', '.join(sorted(registry.models)) or 'none'})"
+        ) from None
+    try:
+        config = ModelConfig.from_dict(meta["config"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{source} has an invalid model config: {exc}") from None
+    try:
+        model = spec.create(config)
+    except Exception as exc:  # a plugin's constructor may raise anything
+        raise CheckpointError(f"{source}: building {spec.title} from its config failed: {exc}") from None
+    return model
+
+
+def load_checkpoint(
+    ref: str | Path,
+    registry: Registry,
+    device: str | torch.device = "cpu",
+    expect_model: str | None = None,
+) -> tuple[ARModel, CheckpointInfo]:
+    """Load a checkpoint by shipped name or path; check that the weights fit the model exactly.
+
+    Raises :class:`CheckpointError` with the reason for anything that is not a loadable checkpoint.
+    """
+    info = resolve_checkpoint(ref, registry)
+    if expect_model is not None and info.model != expect_model:
+        raise CheckpointError(f"{info.name} is a checkpoint of {info.model!r}, not of {expect_model!r}")
+    model = build_model(registry, info.meta, info.weights.name)
+    try:
+        state = load_file(str(info.weights), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{info.weights.name} is corrupt: {exc}") from None
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} tensor(s) ({', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected tensor(s) ({', '.join(unexpected[:3])})")
+        if wrong:
+            k = wrong[0]
+            parts.append(
+                f"{len(wrong)} of the wrong shape ({k}: {tuple(state[k].shape)} in the file, "
+                f"{tuple(expected[k].shape)} in the model)"
+            )
+        raise CheckpointError(
+            f"the weights in {info.weights.name} do not fit a {info.model!r} model with its config: " + "; ".join(parts)
+        )
+    state = {k: v.to(expected[k].dtype) for k, v in state.items()}
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise CheckpointError(f"{info.weights.name} holds NaN or infinite weights (in {key})")
+    model.load_state_dict(state, strict=True)
+    model.eval()
+    return model.to(device), info
+
+
+def list_checkpoints(registry: Registry) -> list[CheckpointInfo]:
+    """Every loadable checkpoint in the folders the plugins provide (unreadable ones are skipped)."""
+    found: dict[str, CheckpointInfo] = {}
+    for folder in registry.checkpoint_dirs:
+        if not folder.is_dir():
+            continue
+        for weights in sorted(folder.glob("*.safetensors")):
+            if weights.name.endswith(".optim.safetensors") or weights.stem in found:
+                continue
+            try:
+                found[weights.stem] = read_info(weights)
+            except CheckpointError:
+                continue
+    return list(found.values())
+
+
+def resolve_checkpoint(ref: str | Path, registry: Registry) -> CheckpointInfo:
+    """A shipped checkpoint's name, or the path of a checkpoint file (``.safetensors`` or ``.json``)."""
+    ref_path = Path(ref)
+    refuse_pickle(ref_path)
+    as_name = str(ref)
+    if os.sep not in as_name and "/" not in as_name and not ref_path.suffix:
+        for folder in registry.checkpoint_dirs:
+            candidate = folder / f"{as_name}.safetensors"
+            if candidate.is_file():
+                return read_info(candidate)
+    if ref_path.exists() or ref_path.suffix in (".safetensors", ".json"):
+        return read_info(ref_path)
+    if weights_path(ref_path).exists():
+        return read_info(ref_path)
+    names = sorted(info.name for info in list_checkpoints(registry))
+    raise CheckpointError(f"no checkpoint named {as_name!r} and no such file; shipped: {', '.join(names) or 'none'}")
+
+
+# optimizer state, for resuming training ---------------------------------------------------------------------
+
+
+def save_optimizer(optimizer: torch.optim.Optimizer, path: Path, extra: dict[str, Any]) -> None:
+    """Flatten an optimizer's state into safetensors (tensors) + its header (scalars): no pickle."""
+    state = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, Any] = {"param_groups": state["param_groups"], "extra": extra, "state": {}}
+    for index, entry in state["state"].items():
+        for key, value in entry.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{index}.{key}"] = value.detach().cpu().contiguous().clone()
+            else:
+                scalars["state"].setdefault(str(index), {})[key] = value
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"optimizer": json.dumps(scalars, default=_json_default)})
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> dict[str, Any]:
+    """Restore what :func:`save_optimizer` wrote; returns its ``extra`` dict."""
+    header = read_header(path)
+    scalars = json.loads((header.get("__metadata__") or {}).get("optimizer", "{}"))
+    tensors = load_file(str(path))
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    for index, entry in scalars.get("state", {}).items():
+        state.setdefault(int(index), {}).update(entry)
+    for entry in state.values():
+        if "step" in entry and not isinstance(entry["step"], torch.Tensor):
+            entry["step"] = torch.tensor(float(entry["step"]))
+    optimizer.load_state_dict({"state": state, "param_groups": scalars["param_groups"]})
+    return scalars.get("extra", {})

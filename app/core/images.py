@@ -1,0 +1,204 @@
+"""Image files to what a model sees: any size, mode or format Pillow reads, converted faithfully, with a note
+of every step, or refused with a one-line reason."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from app.core.errors import ImageError
+
+MAX_FILE_BYTES = 256 * 1024 * 1024
+
+
+@dataclass
+class ConvertedImage:
+    """``values`` ``(C, H, W)`` uint8 in ``0 .. K-1``: exactly what the model sees; ``notes``: what was done."""
+
+    values: np.ndarray
+    notes: list[str] = field(default_factory=list)
+    source_size: tuple[int, int] = (0, 0)
+    source_mode: str = ""
+
+    def describe(self) -> str:
+        return "; ".join(self.notes)
+
+
+def open_image(source: str | Path | bytes) -> Image.Image:
+    """Open and fully decode an image, turning every failure into :class:`ImageError`."""
+    name = "the data" if isinstance(source, bytes) else Path(source).name
+    try:
+        if isinstance(source, bytes):
+            data = source
+        else:
+            path = Path(source)
+            if path.is_dir():
+                raise ImageError(f"{path} is a folder, not an image")
+            size = path.stat().st_size
+            if size == 0:
+                raise ImageError(f"{name} is empty (0 bytes)")
+            if size > MAX_FILE_BYTES:
+                raise ImageError(f"{name} is {size / 2**20:.0f} MB; images over {MAX_FILE_BYTES // 2**20} MB are refused")
+            data = path.read_bytes()
+        if not data:
+            raise ImageError(f"{name} is empty (0 bytes)")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            image.load()
+    except ImageError:
+        raise
+    except FileNotFoundError:
+        raise ImageError(f"no file at {source}") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{name} is not an image in a format this app can read") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{name} has too many pixels to decode safely") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(f"{name} is corrupt or truncated ({exc})") from None
+    if image.width < 1 or image.height < 1:
+        raise ImageError(f"{name} has no pixels")
+    return image
+
+
+def _to_float_rgb_or_grey(image: Image.Image, colour: bool, notes: list[str]) -> np.ndarray:
+    """To float32 in [0, 1]: ``(H, W)`` grey or ``(H, W, 3)`` RGB; alpha composited over the background."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        hi = array.max()
+        lo = array.min()
+        notes.append(f"{image.mode} pixel values rescaled from [{lo:g}, {hi:g}] to [0, 1]")
+        array = (array - lo) / (hi - lo) if hi > lo else np.zeros_like(array)
+        return np.repeat(array[..., None], 3, axis=2).astype(np.float32) if colour else array.astype(np.float32)
+    if image.mode == "P":
+        image = image.convert("RGBA")
+        notes.append("palette expanded")
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        array = np.asarray(rgba, dtype=np.float32) / 255.0
+        alpha = array[..., 3:4]
+        if np.all(alpha >= 1.0):
+            notes.append("alpha channel ignored (fully opaque)")
+            rgb = array[..., :3]
+        else:
+            # Composite over the colour the opaque part is not: ink usually sits on transparent paper.
+            opaque = alpha[..., 0] > 0.5
+            ink = array[..., :3][opaque].mean() if opaque.any() else 1.0
+            background = 0.0 if ink > 0.5 else 1.0
+            rgb = array[..., :3] * alpha + background * (1 - alpha)
+            notes.append(f"transparent pixels composited over {'black' if background == 0 else 'white'}")
+    else:
+        rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    if colour:
+        return rgb
+    if image.mode not in ("L", "1", "LA"):
+        notes.append(f"{image.mode} converted to grey")
+    return rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def convert_image(
+    image: Image.Image,
+    shape: tuple[int, int, int],
+    num_values: int,
+    invert: str = "auto",
+) -> ConvertedImage:
+    """Convert a decoded image to ``shape`` ``(C, H, W)`` with ``num_values`` levels per channel.
+
+    The image is padded to a square (with its own background), resized with a box/Lanczos filter, put in
+    the models' convention (light strokes on a dark background; ``invert="auto"`` inverts dark-on-light
+    images), then quantised: a 0.5 threshold for binary models, ``num_values`` even levels otherwise.
+    """
+    c, h, w = shape
+    notes: list[str] = []
+    source_size = (image.width, image.height)
+    source_mode = image.mode
+    image = ImageOps.exif_transpose(image) if hasattr(image, "getexif") else image
+    array = _to_float_rgb_or_grey(image, colour=(c == 3), notes=notes)
+    grey = array if array.ndim == 2 else array.mean(axis=2)
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    background = float(np.median(border))
+    do_invert = background > 0.5 if invert == "auto" else invert == "yes"
+    if do_invert:
+        array = 1.0 - array
+        background = 1.0 - background
+        notes.append("inverted (dark strokes on a light background became light on dark)")
+    ih, iw = array.shape[:2]
+    if (ih, iw) != (h, w):
+        side = max(ih, iw)
+        if ih != iw and h == w:
+            pad = np.full((side, side) + array.shape[2:], background, dtype=np.float32)
+            top, left = (side - ih) // 2, (side - iw) // 2
+            pad[top : top + ih, left : left + iw] = array
+            array = pad
+            notes.append(f"padded from {iw}x{ih} to a {side}x{side} square")
+        mode_image = Image.fromarray(np.clip(array * 255.0, 0, 255).round().astype(np.uint8))
+        resample = Image.Resampling.BOX if array.shape[0] > h else Image.Resampling.NEAREST
+        mode_image = mode_image.resize((w, h), resample=resample)
+        array = np.asarray(mode_image, dtype=np.float32) / 255.0
+        notes.append(f"resized from {source_size[0]}x{source_size[1]} to {w}x{h}")
+    if array.ndim == 2:
+        array = array[None]
+    else:
+        array = array.transpose(2, 0, 1)
+    if array.shape[0] != c:
+        array = np.repeat(array.mean(axis=0, keepdims=True), c, axis=0)
+    if num_values == 2:
+        values = (array > 0.5).astype(np.uint8)
+        notes.append("binarized at 0.5")
+    else:
+        values = np.clip(np.round(array * (num_values - 1)), 0, num_values - 1).astype(np.uint8)
+        if num_values != 256:
+            notes.append(f"quantised to {num_values} levels")
+    if not notes:
+        notes.append("used as it is")
+    return ConvertedImage(values, notes, source_size, source_mode)
+
+
+def load_image(
+    source: str | Path | bytes, shape: tuple[int, int, int], num_values: int, invert: str = "auto"
+) -> ConvertedImage:
+    """Read an image file (or bytes) and convert it for a model; :class:`ImageError` says why not."""
+    image = open_image(source)
+    try:
+        return convert_image(image, shape, num_values, invert)
+    except ImageError:
+        raise
+    except Exception as exc:  # an exotic mode Pillow decodes but cannot convert
+        raise ImageError(f"cannot convert this {image.mode} image: {exc}") from None
+
+
+def to_png_array(values: np.ndarray, num_values: int) -> np.ndarray:
+    """``(C, H, W)`` values to an 8-bit ``(H, W)`` or ``(H, W, 3)`` array for saving or display."""
+    scaled = (values.astype(np.float32) * (255.0 / (num_values - 1))).round().astype(np.uint8)
+    return scaled[0] if scaled.shape[0] == 1 else scaled.transpose(1, 2, 0)
+
+
+def grid_image(images: np.ndarray, num_values: int, columns: int | None = None, scale: int = 4, pad: int = 1) -> Image.Image:
+    """Tile ``(N, C, H, W)`` images into one PIL image (each scaled up ``scale`` times, nearest neighbour)."""
+    n, c, h, w = images.shape
+    columns = columns or int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / columns))
+    tile_h, tile_w = h * scale + pad, w * scale + pad
+    canvas = np.full((rows * tile_h + pad, columns * tile_w + pad, 3), 96, dtype=np.uint8)
+    for i in range(n):
+        r, col = divmod(i, columns)
+        tile = to_png_array(images[i], num_values)
+        if tile.ndim == 2:
+            tile = np.repeat(tile[..., None], 3, axis=2)
+        tile = tile.repeat(scale, axis=0).repeat(scale, axis=1)
+        y, x = pad + r * tile_h, pad + col * tile_w
+        canvas[y : y + h * scale, x : x + w * scale] = tile
+    return Image.fromarray(canvas)
+
+
+def save_png(image: Image.Image, path: str | Path) -> None:
+    """Save a PNG atomically."""
+    from app.core.files import atomic_path
+
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")

@@ -1,0 +1,167 @@
+"""Likelihood heads: how a network's outputs for one dimension become a distribution over its K values.
+
+Every head maps a parameter vector of ``params_per_dim`` numbers (the last axis of a model's output) to
+log-probabilities over the ``num_values`` values of that dimension. Sampling, the inspector and temperature
+all work on those K probabilities, so they treat every head alike.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+class Likelihood:
+    """Base class of the heads. Subclasses define ``params_per_dim`` and :meth:`log_probs_all`."""
+
+    name: str = "likelihood"
+    num_values: int
+    params_per_dim: int
+
+    def log_probs_all(self, params: Tensor) -> Tensor:
+        """``(..., P)`` parameters to ``(..., K)`` log-probabilities over every value."""
+        raise NotImplementedError
+
+    def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
+        """Log-probability of the integer values ``x`` (shape ``(...)``) under ``params`` (``(..., P)``)."""
+        return self.log_probs_all(params).gather(-1, x.long().unsqueeze(-1)).squeeze(-1)
+
+    def probs(self, params: Tensor) -> Tensor:
+        return self.log_probs_all(params).exp()
+
+    def describe(self) -> dict:
+        return {"name": self.name, "num_values": self.num_values, "params_per_dim": self.params_per_dim}
+
+
+class Bernoulli(Likelihood):
+    """Binary pixels: one logit per dimension, p(x = 1) = sigmoid(logit)."""
+
+    name = "bernoulli"
+
+    def __init__(self, num_values: int = 2) -> None:
+        if num_values != 2:
+            raise ValueError("a Bernoulli head has exactly 2 values")
+        self.num_values = 2
+        self.params_per_dim = 1
+
+    def log_probs_all(self, params: Tensor) -> Tensor:
+        logit = params[..., 0]
+        return torch.stack([F.logsigmoid(-logit), F.logsigmoid(logit)], dim=-1)
+
+    def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
+        # -BCE-with-logits is the numerically stable form of log p(x).
+        return -F.binary_cross_entropy_with_logits(params[..., 0], x.to(params.dtype), reduction="none")
+
+
+class Categorical(Likelihood):
+    """K-way softmax per dimension (2-bit colour, 256 grey levels, 1-D histograms)."""
+
+    name = "categorical"
+
+    def __init__(self, num_values: int) -> None:
+        if num_values < 2:
+            raise ValueError("a categorical head needs at least 2 values")
+        self.num_values = num_values
+        self.params_per_dim = num_values
+
+    def log_probs_all(self, params: Tensor) -> Tensor:
+        return F.log_softmax(params, dim=-1)
+
+    def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
+        shape = x.shape
+        flat = -F.cross_entropy(params.reshape(-1, self.num_values), x.long().reshape(-1), reduction="none")
+        return flat.reshape(shape)
+
+
+class DiscretizedLogisticMixture(Likelihood):
+    """Discretized mixture of logistics (PixelCNN++): M components over K bins of [-1, 1].
+
+    Parameters per dimension: M mixture logits, M means, M log-scales. Value k occupies the bin centred at
+    ``2k/(K-1) - 1``; the first and last bins extend to -inf and +inf, so every value has mass even where the
+    training data never shows it.
+    """
+
+    name = "discretized-logistic-mixture"
+
+    def __init__(self, num_values: int, num_mixtures: int = 5) -> None:
+        if num_values < 2:
+            raise ValueError("a discretized logistic mixture needs at least 2 values")
+        self.num_values = num_values
+        self.num_mixtures = num_mixtures
+        self.params_per_dim = 3 * num_mixtures
+
+    def describe(self) -> dict:
+        return {**super().describe(), "num_mixtures": self.num_mixtures}
+
+    def _split(self, params: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        m = self.num_mixtures
+        logits, means, log_scales = params[..., :m], params[..., m : 2 * m], params[..., 2 * m : 3 * m]
+        return logits, means, log_scales.clamp(min=-7.0)
+
+    def _component_log_probs(self, means: Tensor, log_scales: Tensor, x: Tensor) -> Tensor:
+        """log P(bin of value x | component) for x of shape (..., 1) or (..., K, 1) broadcast over M."""
+        k = self.num_values
+        half = 1.0 / (k - 1)
+        centre = x.to(means.dtype) * (2.0 / (k - 1)) - 1.0
+        inv_s = torch.exp(-log_scales)
+        plus = inv_s * (centre - means + half)
+        minus = inv_s * (centre - means - half)
+        cdf_plus = torch.sigmoid(plus)
+        cdf_minus = torch.sigmoid(minus)
+        log_cdf_plus = plus - F.softplus(plus)  # log sigmoid(plus), for the lowest bin
+        log_one_minus_cdf_minus = -F.softplus(minus)  # log(1 - sigmoid(minus)), for the highest bin
+        delta = cdf_plus - cdf_minus
+        mid = centre - means
+        # Where the bin is so narrow against the scale that delta underflows, use the density at the centre.
+        log_pdf_mid = inv_s * mid - log_scales - 2.0 * F.softplus(inv_s * mid) + math.log(2 * half)
+        log_delta = torch.where(delta > 1e-5, torch.log(delta.clamp(min=1e-12)), log_pdf_mid)
+        low = x <= 0
+        high = x >= k - 1
+        return torch.where(low, log_cdf_plus, torch.where(high, log_one_minus_cdf_minus, log_delta))
+
+    def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
+        logits, means, log_scales = self._split(params)
+        comp = self._component_log_probs(means, log_scales, x.unsqueeze(-1))
+        return torch.logsumexp(comp + F.log_softmax(logits, dim=-1), dim=-1)
+
+    def log_probs_all(self, params: Tensor) -> Tensor:
+        logits, means, log_scales = self._split(params)
+        values = torch.arange(self.num_values, device=params.device)
+        shape = (1,) * (params.dim() - 1) + (self.num_values, 1)
+        comp = self._component_log_probs(means.unsqueeze(-2), log_scales.unsqueeze(-2), values.view(shape))
+        out = torch.logsumexp(comp + F.log_softmax(logits, dim=-1).unsqueeze(-2), dim=-1)
+        # Renormalise away the float error of the CDF differences, so the K values sum to exactly 1.
+        return out - torch.logsumexp(out, dim=-1, keepdim=True)
+
+
+def make_likelihood(name: str, num_values: int, **kwargs) -> Likelihood:
+    """Build a head by name: ``bernoulli``, ``categorical`` or ``discretized-logistic-mixture``."""
+    if name == "bernoulli":
+        return Bernoulli(num_values)
+    if name == "categorical":
+        return Categorical(num_values)
+    if name in ("discretized-logistic-mixture", "dmol"):
+        return DiscretizedLogisticMixture(num_values, **kwargs)
+    raise ValueError(f"unknown likelihood {name!r}")
+
+
+def default_likelihood(num_values: int) -> Likelihood:
+    """Bernoulli for binary data, a categorical softmax otherwise."""
+    return Bernoulli() if num_values == 2 else Categorical(num_values)
+
+
+def apply_temperature(probs: Tensor, temperature: float) -> Tensor:
+    """Reshape K-way probabilities: ``p^(1/T)`` renormalised. T < 1 sharpens, T > 1 flattens.
+
+    T = 0 is the argmax (greedy) limit.
+    """
+    if temperature == 1.0:
+        return probs
+    if temperature <= 0:
+        out = torch.zeros_like(probs)
+        return out.scatter_(-1, probs.argmax(-1, keepdim=True), 1.0)
+    logp = torch.log(probs.clamp(min=1e-30)) / temperature
+    return torch.softmax(logp, dim=-1)

@@ -1,0 +1,239 @@
+"""Sampling: incremental samplers and a Qt-free generator of steps for live views.
+
+A :class:`Sampler` walks a model's sampling plan (groups of dimensions). At each step it gives the K-way
+conditionals of the next group given the canvas, and takes the values drawn for it. :class:`NaiveSampler`
+re-runs the whole network at every step and works for every model; models may provide faster samplers
+(cached activations, KV caches) that must give the same conditionals.
+
+Random numbers are drawn once, one uniform per dimension, from a CPU generator seeded by ``seed``; a value is
+drawn from its conditional by the inverse CDF. The same seed therefore gives the same images on any device,
+with any sampler and any grouping, as long as the conditionals agree.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from app.core.errors import ModelError
+from app.core.likelihoods import apply_temperature
+from app.core.model import ARModel
+from app.core.orderings import Ordering, known_first
+
+
+class Sampler:
+    """Base class: walks ``plan`` (a list of groups of flat dimension indices) over the canvas ``x``."""
+
+    def __init__(self, model: ARModel, x: Tensor, cond: Tensor | None, ordering: Ordering | None) -> None:
+        self.model = model
+        self.x = x
+        self.cond = cond
+        self.ordering = model.resolve_ordering(ordering)
+        self.plan = model.sampling_plan(self.ordering)
+        self.network_calls = 0
+
+    def probs(self, step: int) -> Tensor:
+        """``(B, G, K)``: the conditionals of the dimensions of ``plan[step]`` given the canvas."""
+        raise NotImplementedError
+
+    def commit(self, step: int, values: Tensor) -> None:
+        """Write ``values`` ``(B, G)`` for ``plan[step]`` into the canvas (and update any cache)."""
+        flat = self.x.view(self.x.shape[0], -1)
+        flat[:, torch.as_tensor(self.plan[step], device=self.x.device)] = values.to(self.x.dtype)
+
+
+class NaiveSampler(Sampler):
+    """Re-evaluates the network on the whole canvas at every step: one forward pass per step."""
+
+    def probs(self, step: int) -> Tensor:
+        params = self.model.params(self.x, self.cond, self.ordering)
+        self.network_calls += 1
+        b = params.shape[0]
+        dims = torch.as_tensor(self.plan[step], device=params.device)
+        return self.model.likelihood.probs(params.reshape(b, -1, params.shape[-1])[:, dims])
+
+
+def draw(probs: Tensor, uniforms: Tensor) -> Tensor:
+    """Inverse-CDF draw: ``probs`` ``(..., K)`` and ``uniforms`` ``(...)`` in [0, 1) to values ``(...)``."""
+    cdf = probs.cumsum(-1)
+    cdf = cdf / cdf[..., -1:].clamp(min=1e-30)
+    values = (cdf < uniforms.unsqueeze(-1)).sum(-1)
+    return values.clamp_(max=probs.shape[-1] - 1)
+
+
+@dataclass
+class SampleStep:
+    """One step of a sampling run, as plain numpy data for a view.
+
+    ``probs`` are the model's conditionals ``(B, G, K)`` of the dimensions ``dims`` (positions ``(c, row,
+    col)`` in ``positions``); ``tempered`` what was actually sampled from after the temperature;
+    ``values`` ``(B, G)`` the values drawn; ``image`` ``(B, C, H, W)`` the canvas after the step.
+    """
+
+    index: int
+    total: int
+    dims: np.ndarray
+    positions: np.ndarray
+    probs: np.ndarray
+    tempered: np.ndarray
+    values: np.ndarray
+    image: np.ndarray
+    known: bool
+    network_calls: int
+    elapsed_s: float
+
+    @property
+    def done(self) -> bool:
+        return self.index == self.total - 1
+
+
+def resolve_mode(model: ARModel, mode: str) -> str:
+    if mode == "auto":
+        return model.spec.sampler_modes[0] if model.spec.sampler_modes else "naive"
+    return mode
+
+
+def _uniforms(n: int, num_dims: int, seed: int, device: torch.device) -> Tensor:
+    generator = torch.Generator().manual_seed(int(seed))
+    return torch.rand(n, num_dims, generator=generator, dtype=torch.float64).to(device)
+
+
+@dataclass
+class SamplingRun:
+    """A prepared sampling run: the sampler, its random numbers, and what is known in advance."""
+
+    model: ARModel
+    sampler: Sampler
+    uniforms: Tensor
+    temperature: float
+    known: Tensor | None  # (D,) bool over flat dimensions
+    known_values: Tensor | None  # (B, D)
+
+    @property
+    def total(self) -> int:
+        return len(self.sampler.plan)
+
+    @property
+    def canvas(self) -> Tensor:
+        return self.sampler.x
+
+    def step(self, index: int) -> tuple[Tensor, Tensor, Tensor, bool]:
+        """Run step ``index``: returns (probs, tempered probs, values, whether all of it was known)."""
+        dims = torch.as_tensor(self.sampler.plan[index], device=self.uniforms.device)
+        if self.known is not None and bool(self.known[dims].all()):
+            values = self.known_values[:, dims]
+            k = self.model.num_values
+            one_hot = torch.nn.functional.one_hot(values.long(), k).to(torch.float32)
+            self.sampler.commit(index, values)
+            return one_hot, one_hot, values, True
+        probs = self.sampler.probs(index)
+        if not torch.isfinite(probs).all():
+            raise ModelError(f"{self.model.spec.title} returned NaN or infinite probabilities at step {index}")
+        tempered = apply_temperature(probs, self.temperature)
+        values = draw(tempered.to(torch.float64), self.uniforms[:, dims])
+        if self.known is not None:
+            mask = self.known[dims]
+            values = torch.where(mask.unsqueeze(0), self.known_values[:, dims].long(), values)
+        self.sampler.commit(index, values)
+        return probs, tempered, values, False
+
+
+def prepare_run(
+    model: ARModel,
+    n: int = 16,
+    *,
+    temperature: float = 1.0,
+    seed: int = 0,
+    ordering: Ordering | None = None,
+    cond: Tensor | None = None,
+    mode: str = "auto",
+    init: Tensor | None = None,
+    known: np.ndarray | Tensor | None = None,
+) -> SamplingRun:
+    """Set up a sampling run of ``n`` images on the model's device.
+
+    ``init`` ``(n or 1, C, H, W)`` and ``known`` (a boolean mask ``(H, W)`` or ``(C, H, W)``) turn it into
+    completion: the known dimensions keep their values, the rest are sampled. For a model that takes any
+    ordering, the known positions are moved to the front of the ordering so that everything sampled is
+    conditioned on all of them.
+    """
+    if n < 1:
+        raise ValueError("n must be at least 1")
+    if temperature < 0:
+        raise ValueError("the temperature must be >= 0")
+    device = model.device
+    c, h, w = model.shape
+    known_t = known_values = None
+    if known is not None:
+        known_np = np.asarray(known.cpu() if isinstance(known, Tensor) else known, dtype=bool)
+        if known_np.shape == (h, w):
+            known_np = np.broadcast_to(known_np, (c, h, w))
+        if known_np.shape != (c, h, w):
+            raise ValueError(f"the known mask must be {h}x{w}, not {'x'.join(map(str, known_np.shape))}")
+        if init is None:
+            raise ValueError("completion needs the image whose known pixels to keep")
+        if model.capability == "any":
+            ordering = known_first(model.resolve_ordering(ordering), known_np.any(axis=0))
+        known_t = torch.as_tensor(known_np.reshape(-1).copy(), device=device)
+    x = torch.zeros(n, c, h, w, device=device, dtype=model._dtype())
+    if init is not None:
+        init = init.to(device=device, dtype=x.dtype)
+        if init.shape[1:] != x.shape[1:]:
+            raise ValueError(f"the image is {tuple(init.shape[1:])}, the model expects {tuple(x.shape[1:])}")
+        x[:] = init.expand(n, -1, -1, -1) if init.shape[0] == 1 else init
+        if known_t is not None:
+            known_values = x.reshape(n, -1).clone()
+            x.reshape(n, -1)[:, ~known_t] = 0
+    if cond is not None:
+        cond = cond.to(device)
+        if cond.shape[0] == 1 and n > 1:
+            cond = cond.expand(n, *cond.shape[1:])
+    sampler = model.make_sampler(x, cond, ordering, resolve_mode(model, mode))
+    return SamplingRun(model, sampler, _uniforms(n, c * h * w, seed, device), temperature, known_t, known_values)
+
+
+def sample_steps(model: ARModel, n: int = 16, *, every: int = 1, **kwargs) -> Iterator[SampleStep]:
+    """Yield a :class:`SampleStep` every ``every`` steps (and at the last), as plain numpy data.
+
+    This is the loop behind the live view. It holds no lock and no Qt object: a worker thread iterates it,
+    checks for pause or stop between steps, and hands the latest step to the view. Autograd is off in each
+    step (``no_grad`` is thread-local, so it is entered here, in the thread that runs the loop).
+    """
+    run = prepare_run(model, n, **kwargs)
+    c, h, w = model.shape
+    start = time.perf_counter()
+    for index in range(run.total):
+        with torch.no_grad():
+            probs, tempered, values, known = run.step(index)
+        if (index + 1) % every and index != run.total - 1:
+            continue
+        dims = run.sampler.plan[index]
+        positions = np.stack([dims // (h * w), (dims % (h * w)) // w, dims % w], axis=1)
+        yield SampleStep(
+            index=index,
+            total=run.total,
+            dims=dims,
+            positions=positions,
+            probs=probs.float().cpu().numpy(),
+            tempered=tempered.float().cpu().numpy(),
+            values=values.cpu().numpy().astype(np.int64),
+            image=run.canvas.detach().cpu().numpy().round().astype(np.uint8),
+            known=known,
+            network_calls=run.sampler.network_calls,
+            elapsed_s=time.perf_counter() - start,
+        )
+
+
+def sample(model: ARModel, n: int = 16, **kwargs) -> Tensor:
+    """Sample ``n`` images to the end, with no per-step copies to the host: ``(n, C, H, W)`` long on the
+    model's device. Takes the keyword arguments of :func:`prepare_run`."""
+    run = prepare_run(model, n, **kwargs)
+    with torch.no_grad():
+        for index in range(run.total):
+            run.step(index)
+    return run.canvas.round().long()

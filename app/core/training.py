@@ -1,0 +1,273 @@
+"""Training: a loop that yields progress events, stops when asked, keeps the best checkpoint by validation NLL,
+and resumes from a checkpoint. Runs alone or under ``torchrun`` (DistributedDataParallel).
+
+Every file it writes is written atomically: an interrupted run leaves the last good checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from app.core.checkpoints import load_optimizer, save_checkpoint, save_optimizer, weights_path
+from app.core.conditions import derive_condition
+from app.core.datasets import DataSplit
+from app.core.devices import describe_device
+from app.core.model import ARModel
+from app.core.scoring import LN2
+
+
+@dataclass
+class TrainConfig:
+    """How to train. ``epochs`` may be fractional; ``max_minutes`` stops early by wall time."""
+
+    epochs: float = 10.0
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    schedule: str = "cosine"  # cosine | constant
+    warmup_steps: int = 100
+    max_minutes: float | None = None
+    eval_every: int = 0  # steps between validations; 0 = once per epoch
+    valid_limit: int = 0  # validate on at most this many images (0 = all)
+    log_every: int = 20
+    seed: int = 0
+    precision: str = "fp32"  # fp32 | bf16 (autocast on CUDA)
+    half_checkpoint: bool = True  # store weights in float16 where it changes no measured NLL
+
+
+@dataclass
+class TrainEvent:
+    """Progress of a run, for a progress bar or a live curve. NLL figures are in nats per image."""
+
+    kind: str  # "step" | "eval" | "checkpoint" | "done" | "stopped"
+    step: int
+    epoch: float
+    images_seen: int
+    elapsed_s: float
+    train_nll: float | None = None
+    valid_nll: float | None = None
+    best_valid_nll: float | None = None
+    images_per_s: float | None = None
+    lr: float | None = None
+    total_steps: int = 0
+    message: str = ""
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
+
+
+class _LossModule(nn.Module):
+    """Wraps a model so that DistributedDataParallel sees the loss as its forward pass."""
+
+    def __init__(self, model: ARModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor, cond: Tensor | None, ordering: Any) -> Tensor:
+        return self.model.loss(x, cond, ordering)
+
+
+def _world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def validation_nll(model: ARModel, data: DataSplit, batch_size: int = 500, limit: int = 0) -> float:
+    """Mean NLL (nats per image) of ``data`` under ``model``, in float32 with autograd off."""
+    model.eval()
+    device = model.device
+    images = data.images if not limit else data.images[:limit]
+    labels = data.labels if data.labels is None or not limit else data.labels[:limit]
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            x = torch.as_tensor(images[start : start + batch_size], device=device).float()
+            y = torch.as_tensor(labels[start : start + batch_size], device=device) if labels is not None else None
+            cond = derive_condition(model.config.condition, x, y, model.num_values)
+            nll = -model.log_prob(x, cond).flatten(1).sum(1)
+            total += float(nll.double().sum())
+            count += x.shape[0]
+    model.train()
+    return total / max(count, 1)
+
+
+def _lr_factor(cfg: TrainConfig, step: int, total_steps: int, elapsed: float) -> float:
+    warm = min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+    if cfg.schedule == "constant":
+        return warm
+    progress = step / max(1, total_steps)
+    if cfg.max_minutes:
+        progress = max(progress, elapsed / (cfg.max_minutes * 60.0))
+    return warm * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def train(
+    model: ARModel,
+    train_data: DataSplit,
+    valid_data: DataSplit | None,
+    cfg: TrainConfig,
+    out: str | Path | None,
+    meta: dict[str, Any] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    resume: bool = False,
+) -> Iterator[TrainEvent]:
+    """Train ``model`` (already on its device), yielding :class:`TrainEvent` s.
+
+    The checkpoint at ``out`` is written whenever the validation NLL improves (on rank 0 only, atomically),
+    with the optimizer state beside it (``NAME.optim.safetensors``) so that ``resume=True`` continues the run.
+    """
+    rank, world = _world()
+    device = model.device
+    torch.manual_seed(cfg.seed + rank)
+    meta = dict(meta or {})
+    out_path = weights_path(out) if out is not None else None
+    optim_path = out_path.with_name(out_path.stem + ".optim.safetensors") if out_path else None
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    start_step, start_epoch, best, history, wall_before = 0, 0.0, math.inf, [], 0.0
+    if resume and out_path is not None and out_path.exists():
+        from app.core.checkpoints import read_info
+
+        info = read_info(out_path)
+        start_step = int(info.meta.get("steps", 0))
+        start_epoch = float(info.meta.get("epochs", 0.0))
+        best = float(info.meta.get("valid_nll_nats", math.inf))
+        history = list(info.meta.get("history", []))
+        wall_before = float(info.meta.get("wall_time_s", 0.0))
+        if optim_path is not None and optim_path.exists():
+            try:
+                load_optimizer(optimizer, optim_path)
+                for group in optimizer.param_groups:
+                    group["lr"] = cfg.lr
+            except Exception:  # an optimizer state that does not fit: start it afresh, keep the weights
+                optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    images = torch.as_tensor(train_data.images, device=device)
+    labels = torch.as_tensor(train_data.labels, device=device) if train_data.labels is not None else None
+    n = images.shape[0]
+    per_rank_batch = max(1, cfg.batch_size // world)
+    steps_per_epoch = max(1, n // (per_rank_batch * world))
+    total_steps = int(math.ceil(cfg.epochs * steps_per_epoch))
+    eval_every = cfg.eval_every or steps_per_epoch
+    wrapped: nn.Module = _LossModule(model)
+    if world > 1:
+        wrapped = nn.parallel.DistributedDataParallel(
+            wrapped, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    generator = torch.Generator().manual_seed(cfg.seed)
+    order_generator = torch.Generator().manual_seed(cfg.seed + 1000 + rank)
+    autocast = device.type == "cuda" and cfg.precision == "bf16"
+    start = time.perf_counter()
+    step, seen, window_loss, window_count, window_start = 0, 0, 0.0, 0, start
+    model.train()
+    perm = torch.randperm(n, generator=generator)
+    position = 0
+
+    def save(valid_nll: float) -> None:
+        if out_path is None or rank != 0:
+            return
+        elapsed = time.perf_counter() - start
+        record = {
+            **meta,
+            "epochs": start_epoch + step / steps_per_epoch,
+            "steps": start_step + step,
+            "images_seen": int(meta.get("images_seen", 0)) + seen * world,
+            "wall_time_s": wall_before + elapsed,
+            "device": describe_device(device),
+            "world_size": world,
+            "train_config": asdict(cfg),
+            "valid_nll_nats": valid_nll,
+            "valid_bits_per_dim": valid_nll / (np.prod(model.shape) * LN2),
+            "history": history,
+        }
+        save_checkpoint(model, out_path, record, half=False)
+        save_optimizer(optimizer, optim_path, {"steps": start_step + step})
+
+    stop_reason = ""
+    while step < total_steps:
+        elapsed = time.perf_counter() - start
+        over_time = bool(cfg.max_minutes) and elapsed > cfg.max_minutes * 60
+        stop = over_time or should_stop()
+        if world > 1 and step % 10 == 0:
+            # Ranks must agree to stop at the same step, or the next all-reduce would hang.
+            flag = torch.tensor([1.0 if stop else 0.0], device=device if device.type == "cuda" else "cpu")
+            dist.all_reduce(flag)
+            stop = float(flag) > 0
+        elif world > 1:
+            stop = False
+        if stop:
+            stop_reason = "time budget reached" if over_time else "stopped"
+            break
+        if position + per_rank_batch * world > n:
+            perm = torch.randperm(n, generator=generator)
+            position = 0
+        index = perm[position + rank * per_rank_batch : position + (rank + 1) * per_rank_batch].to(device)
+        position += per_rank_batch * world
+        x = images[index].float()
+        y = labels[index] if labels is not None else None
+        cond = derive_condition(model.config.condition, x, y, model.num_values)
+        ordering = model.training_ordering(order_generator)
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.lr * _lr_factor(cfg, start_step + step, start_step + total_steps, elapsed)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+            loss = wrapped(x, cond, ordering)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        step += 1
+        seen += x.shape[0]
+        if step % cfg.log_every == 0:
+            window_loss, window_count = float(loss.detach()), 1
+            now = time.perf_counter()
+            rate = cfg.log_every * per_rank_batch * world / max(now - window_start, 1e-9)
+            window_start = now
+            yield TrainEvent(
+                "step", start_step + step, start_epoch + step / steps_per_epoch, seen * world, now - start,
+                train_nll=window_loss / max(window_count, 1), best_valid_nll=best if best < math.inf else None,
+                images_per_s=rate, lr=optimizer.param_groups[0]["lr"], total_steps=start_step + total_steps,
+            )
+            window_loss, window_count = 0.0, 0
+        if valid_data is not None and (step % eval_every == 0 or step == total_steps):
+            valid = validation_nll(model, valid_data, limit=cfg.valid_limit) if rank == 0 else math.nan
+            history.append(
+                {"step": start_step + step, "epoch": start_epoch + step / steps_per_epoch, "valid_nll": valid,
+                 "train_nll": float(loss.detach()), "elapsed_s": time.perf_counter() - start}
+            )
+            yield TrainEvent(
+                "eval", start_step + step, start_epoch + step / steps_per_epoch, seen * world,
+                time.perf_counter() - start, valid_nll=valid, best_valid_nll=min(best, valid),
+                total_steps=start_step + total_steps, history=list(history),
+            )
+            if rank == 0 and valid < best:
+                best = valid
+                save(valid)
+                yield TrainEvent(
+                    "checkpoint", start_step + step, start_epoch + step / steps_per_epoch, seen * world,
+                    time.perf_counter() - start, valid_nll=valid, best_valid_nll=best,
+                    total_steps=start_step + total_steps, message=str(out_path) if out_path else "",
+                )
+            if world > 1:
+                dist.barrier()
+    if valid_data is None and out_path is not None and rank == 0 and step > 0:
+        save(math.nan)
+    model.eval()
+    yield TrainEvent(
+        "stopped" if stop_reason else "done", start_step + step, start_epoch + step / steps_per_epoch, seen * world,
+        time.perf_counter() - start, best_valid_nll=best if best < math.inf else None,
+        total_steps=start_step + total_steps, message=stop_reason, history=list(history),
+    )

@@ -1,0 +1,86 @@
+"""PixelCNN (van den Oord et al., 2016): a stack of masked convolutions in raster order.
+
+The first layer uses mask A (the centre pixel is hidden), later layers mask B (the centre's own features,
+which already exclude the pixel itself, are visible). Stacking such masks leaves a *blind spot*: pixels above
+and to the right of the current one never reach it, however deep the stack. Gated PixelCNN removes it.
+Colour images use channel groups at the centre (R before G before B).
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from app.core import hookimpl
+from app.core.likelihoods import default_likelihood, make_likelihood
+from app.core.model import ARModel, ModelConfig, ModelSpec
+from plugins.layers import ClassBias, MaskedConv2d
+
+
+def likelihood_for(config: ModelConfig):
+    name = config.hparams.get("likelihood")
+    if name:
+        return make_likelihood(name, config.num_values, **config.hparams.get("likelihood_args", {}))
+    return default_likelihood(config.num_values)
+
+
+class PixelCNN(ARModel):
+    """7x7 mask-A convolution, residual mask-B layers, then two 1x1 layers to the head's parameters."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__(config, likelihood_for(config))
+        hp = config.hparams
+        c = config.channels
+        ch = int(hp.get("channels", 64))
+        ch = max(c, ch - ch % c)  # divisible by the channel groups
+        layers = int(hp.get("layers", 5))
+        kernel = int(hp.get("kernel", 7))
+        first_kernel = int(hp.get("first_kernel", 7))
+        head = int(hp.get("head_channels", ch * 2))
+        head = max(c, head - head % c)
+        self.groups = c
+        self.first = MaskedConv2d(c, ch, first_kernel, "A", groups=c)
+        self.layers = nn.ModuleList(MaskedConv2d(ch, ch, kernel, "B", groups=c) for _ in range(layers))
+        self.head1 = MaskedConv2d(ch, head, 1, "B", groups=c)
+        self.head2 = MaskedConv2d(head, c * self.likelihood.params_per_dim, 1, "B", groups=c)
+        cond = config.condition
+        self.class_bias = None
+        if cond is not None and cond.kind == "class":
+            self.class_bias = nn.ModuleList(ClassBias(cond.num_classes, ch) for _ in range(layers + 1))
+
+    def forward(self, x: Tensor, cond: Tensor | None = None, ordering=None) -> Tensor:
+        b, c, h, w = x.shape
+        hidden = self.first(self.normalize(x))
+        if self.class_bias is not None:
+            hidden = hidden + self.class_bias[0](cond)
+        for i, layer in enumerate(self.layers):
+            update = layer(F.relu(hidden))
+            if self.class_bias is not None:
+                update = update + self.class_bias[i + 1](cond)
+            hidden = hidden + update
+        out = self.head2(F.relu(self.head1(F.relu(hidden))))
+        # Channel group g holds the parameters of colour channel g.
+        return out.reshape(b, c, -1, h, w).permute(0, 1, 3, 4, 2)
+
+
+SPEC = ModelSpec(
+    name="pixelcnn",
+    title="PixelCNN",
+    description=(
+        "Masked convolutions in raster order: every conditional p(x_i | x_<i) comes from one convolutional "
+        "forward pass, so training is parallel while sampling stays one pixel at a time. The stacked masks "
+        "leave a blind spot above and to the right of each pixel: click a pixel to see it."
+    ),
+    build=PixelCNN,
+    orderings="fixed",
+    lecture_section="Lecture 2, PixelCNN (masked convolutions, blind spot)",
+    data_kinds=("binary", "grey", "colour"),
+    default_hparams={"channels": 64, "layers": 5, "kernel": 7, "first_kernel": 7, "head_channels": 128},
+    tiny_hparams={"channels": 12, "layers": 2, "kernel": 3, "first_kernel": 3, "head_channels": 12},
+    paper_nll="81.30",
+)
+
+
+@hookimpl
+def ar_explorer_models():
+    return [SPEC]
