@@ -263,6 +263,16 @@ def train(
                 )
             if world > 1:
                 dist.barrier()
+    if stop_reason == "time budget reached" and valid_data is not None and step > 0 and step % eval_every:
+        # A run cut by its time budget still ends with a validated checkpoint.
+        valid = validation_nll(model, valid_data, limit=cfg.valid_limit) if rank == 0 else math.nan
+        history.append({"step": start_step + step, "epoch": start_epoch + step / steps_per_epoch,
+                        "valid_nll": valid, "elapsed_s": time.perf_counter() - start})
+        if rank == 0 and valid < best:
+            best = valid
+            save(valid)
+        if world > 1:
+            dist.barrier()
     if valid_data is None and out_path is not None and rank == 0 and step > 0:
         save(math.nan)
     model.eval()

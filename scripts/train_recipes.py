@@ -1,0 +1,157 @@
+"""Train the shipped checkpoints from recipes, several at once on one GPU, then evaluate and shrink them.
+
+Usage (on a GPU machine, from the repository root, no Qt needed)::
+
+    python3 scripts/train_recipes.py scripts/recipes/*.json --data-dir DATA --parallel 6 [--only NAME ...]
+        [--resume] [--time-scale 1.0] [--log-dir LOGS]
+
+Each recipe is ``{"name", "model", "dataset", "hparams", "ordering", "epochs", "batch_size", "lr",
+"max_minutes", "precision"}``; it runs as ``ar-explorer train ... --out checkpoints/NAME``. With ``--resume``,
+a recipe whose checkpoint exists continues from it (the weights; the optimizer restarts unless its
+``.optim.safetensors`` is there). Afterwards every trained checkpoint is evaluated on its test split (the NLL
+is written into its JSON) and stored in float16 when that changes the test NLL by less than 0.01 nats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def load_recipes(paths: list[str], only: list[str] | None) -> list[dict]:
+    recipes = []
+    for path in paths:
+        for recipe in json.loads(Path(path).read_text()):
+            if only and recipe["name"] not in only:
+                continue
+            recipes.append(recipe)
+    return recipes
+
+
+def command_for(recipe: dict, args: argparse.Namespace) -> list[str]:
+    out = ROOT / "checkpoints" / recipe["name"]
+    cmd = [
+        sys.executable, "-m", "app.cli.main", "train",
+        "--model", recipe["model"], "--dataset", recipe["dataset"],
+        "--out", str(out), "--device", args.device, "--no-test",
+        "--epochs", str(recipe.get("epochs", 1000)),
+        "--batch-size", str(recipe.get("batch_size", 128)),
+        "--lr", str(recipe.get("lr", 1e-3)),
+        "--max-minutes", str(recipe.get("max_minutes", 3.0) * args.time_scale),
+        "--precision", recipe.get("precision", "fp32"),
+    ]
+    if args.data_dir:
+        cmd += ["--data-dir", args.data_dir]
+    if recipe.get("ordering"):
+        cmd += ["--ordering", recipe["ordering"]]
+    for key, value in (recipe.get("hparams") or {}).items():
+        cmd += ["--hparam", f"{key}={json.dumps(value)}"]
+    for flag in recipe.get("extra_args", []):
+        cmd.append(str(flag))
+    if args.limit:
+        cmd += ["--limit", str(args.limit), "--valid-limit", str(args.limit)]
+    if args.resume:
+        cmd.append("--resume")
+    return cmd
+
+
+def run_all(recipes: list[dict], args: argparse.Namespace) -> dict[str, int]:
+    log_dir = Path(args.log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    pending = list(recipes)
+    running: dict[str, tuple[subprocess.Popen, float]] = {}
+    results: dict[str, int] = {}
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", OMP_NUM_THREADS="2")
+    while pending or running:
+        while pending and len(running) < args.parallel:
+            recipe = pending.pop(0)
+            log = open(log_dir / f"{recipe['name']}.log", "w")
+            proc = subprocess.Popen(command_for(recipe, args), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+            running[recipe["name"]] = (proc, time.time())
+            print(f"started {recipe['name']}", flush=True)
+        for name, (proc, started) in list(running.items()):
+            if proc.poll() is not None:
+                results[name] = proc.returncode
+                print(f"finished {name}: exit {proc.returncode} after {time.time() - started:.0f} s", flush=True)
+                del running[name]
+        time.sleep(1.0)
+    return results
+
+
+def finalize(names: list[str], args: argparse.Namespace) -> list[dict]:
+    """Evaluate each checkpoint on its test split, record the NLL, and keep float16 weights where lossless."""
+    from app.core.checkpoints import save_checkpoint
+    from app.core.session import Session
+
+    session = Session(device=args.device, data_dir=args.data_dir)
+    rows = []
+    for name in names:
+        path = ROOT / "checkpoints" / f"{name}.safetensors"
+        if not path.exists():
+            rows.append({"name": name, "error": "no checkpoint written"})
+            continue
+        try:
+            loaded = session.load(path)
+            full = session.evaluate(loaded, split="test", limit=args.limit)
+            meta = dict(loaded.info.meta)
+            if loaded.info.meta.get("weights_dtype") != "float16":
+                tmp = path.with_name(f"{name}.half-candidate.safetensors")
+                save_checkpoint(loaded.model, tmp, {k: v for k, v in meta.items() if k not in ("format", "format_version", "model", "config", "weights_sha256", "weights_dtype", "num_parameters")}, half=True)
+                halved = session.load(tmp)
+                half_stats = session.evaluate(halved, split="test", limit=args.limit, record=False)
+                tmp_json = tmp.with_suffix(".json")
+                if abs(half_stats["nll_nats"] - full["nll_nats"]) < 0.01:
+                    os.replace(tmp, path)
+                    os.replace(tmp_json, path.with_suffix(".json"))
+                    loaded = session.load(path)
+                    full = session.evaluate(loaded, split="test", limit=args.limit)
+                    dtype = "float16"
+                else:
+                    tmp.unlink()
+                    tmp_json.unlink()
+                    dtype = "float32"
+            else:
+                dtype = "float16"
+            rows.append({"name": name, "model": loaded.model.spec.name, "dataset": full["dataset"],
+                         "test_nll_nats": round(full["nll_nats"], 3), "stderr": round(full["nll_nats_stderr"], 3),
+                         "bits_per_dim": round(full["bits_per_dim"], 5), "epochs": round(float(meta.get("epochs", 0)), 2),
+                         "wall_time_s": round(float(meta.get("wall_time_s", 0)), 1), "weights": dtype,
+                         "size_mb": round(path.stat().st_size / 2**20, 2)})
+        except Exception as exc:  # report and go on with the others
+            rows.append({"name": name, "error": f"{type(exc).__name__}: {exc}"})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("recipes", nargs="+")
+    parser.add_argument("--only", nargs="*")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--parallel", type=int, default=6)
+    parser.add_argument("--time-scale", type=float, default=1.0)
+    parser.add_argument("--limit", type=int, default=0, help="train/validate/test on at most this many images (trials)")
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--log-dir", default="runs/logs")
+    parser.add_argument("--skip-train", action="store_true")
+    args = parser.parse_args()
+    recipes = load_recipes(args.recipes, args.only)
+    if not args.skip_train:
+        results = run_all(recipes, args)
+        print(json.dumps(results), flush=True)
+    rows = finalize([r["name"] for r in recipes], args)
+    Path(args.log_dir, "summary.json").write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
