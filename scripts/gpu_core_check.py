@@ -55,8 +55,8 @@ def main() -> int:
             row["logprob_max_abs_diff_cuda_vs_cpu"] = float((a - b).abs().max())
             steps = sample_steps(gpu, 4, seed=1, every=100)
             last = None
-            for last in steps:
-                pass
+            for step in steps:
+                last = step
             row["generator_steps_ok"] = bool(last is not None and last.done and last.image.shape == (4, 1, 28, 28))
             img_gpu = sample(gpu, 4, seed=3).cpu()
             img_cpu = sample(cpu, 4, seed=3)
