@@ -82,9 +82,17 @@ class DiscretizedLogisticMixture(Likelihood):
     Parameters per dimension: M mixture logits, M means, M log-scales. Value k occupies the bin centred at
     ``2k/(K-1) - 1``; the first and last bins extend to -inf and +inf, so every value has mass even where the
     training data never shows it.
+
+    The mass of a bin, sigmoid(b) - sigmoid(a) with a = (lower edge - mean) / scale and b = (upper edge -
+    mean) / scale, is computed in log space as ``logsigmoid(b) + logsigmoid(-a) + log(1 - exp(a - b))``: an
+    exact identity whose three terms have no cancellation, so it is accurate in both tails and for bins far
+    narrower than the scale, where the difference of two CDFs in float32 would lose every digit.
     """
 
     name = "discretized-logistic-mixture"
+    #: log-scales are clamped to this range: below, a component is a point mass on one bin already (for
+    #: K = 256 the bin is 8.7 scales wide); above, it is flat over [-1, 1] and exp(-log_scale) would underflow.
+    LOG_SCALE_RANGE = (-7.0, 7.0)
 
     def __init__(self, num_values: int, num_mixtures: int = 5) -> None:
         if num_values < 2:
@@ -97,9 +105,11 @@ class DiscretizedLogisticMixture(Likelihood):
         return {**super().describe(), "num_mixtures": self.num_mixtures}
 
     def _split(self, params: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        if params.dtype in (torch.float16, torch.bfloat16):  # the tails need float32 (e.g. under autocast)
+            params = params.float()
         m = self.num_mixtures
         logits, means, log_scales = params[..., :m], params[..., m : 2 * m], params[..., 2 * m : 3 * m]
-        return logits, means, log_scales.clamp(min=-7.0)
+        return logits, means, log_scales.clamp(*self.LOG_SCALE_RANGE)
 
     def _component_log_probs(self, means: Tensor, log_scales: Tensor, x: Tensor) -> Tensor:
         """log P(bin of value x | component) for x of shape (..., 1) or (..., K, 1) broadcast over M."""
@@ -107,20 +117,14 @@ class DiscretizedLogisticMixture(Likelihood):
         half = 1.0 / (k - 1)
         centre = x.to(means.dtype) * (2.0 / (k - 1)) - 1.0
         inv_s = torch.exp(-log_scales)
-        plus = inv_s * (centre - means + half)
-        minus = inv_s * (centre - means - half)
-        cdf_plus = torch.sigmoid(plus)
-        cdf_minus = torch.sigmoid(minus)
-        log_cdf_plus = plus - F.softplus(plus)  # log sigmoid(plus), for the lowest bin
-        log_one_minus_cdf_minus = -F.softplus(minus)  # log(1 - sigmoid(minus)), for the highest bin
-        delta = cdf_plus - cdf_minus
-        mid = centre - means
-        # Where the bin is so narrow against the scale that delta underflows, use the density at the centre.
-        log_pdf_mid = inv_s * mid - log_scales - 2.0 * F.softplus(inv_s * mid) + math.log(2 * half)
-        log_delta = torch.where(delta > 1e-5, torch.log(delta.clamp(min=1e-12)), log_pdf_mid)
+        upper = inv_s * (centre - means + half)
+        lower = inv_s * (centre - means - half)
+        log_cdf_upper = F.logsigmoid(upper)  # the lowest bin: P(X < upper edge)
+        log_survival_lower = F.logsigmoid(-lower)  # the highest bin: P(X > lower edge)
+        log_bin = log_cdf_upper + log_survival_lower + _log1mexp(2.0 * half * inv_s)
         low = x <= 0
         high = x >= k - 1
-        return torch.where(low, log_cdf_plus, torch.where(high, log_one_minus_cdf_minus, log_delta))
+        return torch.where(low, log_cdf_upper, torch.where(high, log_survival_lower, log_bin))
 
     def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
         logits, means, log_scales = self._split(params)
@@ -133,8 +137,13 @@ class DiscretizedLogisticMixture(Likelihood):
         shape = (1,) * (params.dim() - 1) + (self.num_values, 1)
         comp = self._component_log_probs(means.unsqueeze(-2), log_scales.unsqueeze(-2), values.view(shape))
         out = torch.logsumexp(comp + F.log_softmax(logits, dim=-1).unsqueeze(-2), dim=-1)
-        # Renormalise away the float error of the CDF differences, so the K values sum to exactly 1.
+        # The bins sum to 1 up to float rounding (~1e-7); renormalise so that samplers see exactly 1.
         return out - torch.logsumexp(out, dim=-1, keepdim=True)
+
+
+def _log1mexp(x: Tensor) -> Tensor:
+    """log(1 - exp(-x)) for x > 0, accurate for small and large x (Maechler 2012)."""
+    return torch.where(x < math.log(2.0), torch.log(-torch.expm1(-x)), torch.log1p(-torch.exp(-x)))
 
 
 def make_likelihood(name: str, num_values: int, **kwargs) -> Likelihood:

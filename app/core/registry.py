@@ -39,6 +39,9 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.made",
     "plugins.pixelcnn",
     "plugins.gated_pixelcnn",
+    "plugins.pixelcnnpp",
+    "plugins.toy",
+    "plugins.toy_datasets",
 )
 
 
