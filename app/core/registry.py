@@ -42,6 +42,9 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.pixelcnnpp",
     "plugins.toy",
     "plugins.toy_datasets",
+    "plugins.rnn",
+    "plugins.wavenet",
+    "plugins.pixelsnail",
 )
 
 
