@@ -45,6 +45,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.rnn",
     "plugins.wavenet",
     "plugins.pixelsnail",
+    "plugins.attention",
 )
 
 
