@@ -186,7 +186,7 @@ class KVCacheSampler(Sampler):
         model: MaskedAttention = self.model  # type: ignore[assignment]
         if step >= self.done:
             h = model.embed(self.x.to(model._dtype()), self.seq, self.done, step + 1)
-            for block, keys, values in zip(model.blocks, self.keys, self.values):
+            for block, keys, values in zip(model.blocks, self.keys, self.values, strict=True):
                 h = block.forward_cached(h, keys, values, self.done)
             self.last = model.head(model.norm(h[:, -1:]))
             self.done = step + 1
