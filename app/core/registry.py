@@ -46,6 +46,11 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.wavenet",
     "plugins.pixelsnail",
     "plugins.attention",
+    "plugins.conditional",
+    "plugins.hierarchy",
+    "plugins.colour_datasets",
+    "plugins.multiscale",
+    "plugins.datasets_56",
 )
 
 
