@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from app.core.errors import ARExplorerError, DataError
+from app.core.errors import ARExplorerError, DataError, ModelError
 
 
 def _session(args: argparse.Namespace, device: str | None = None):
@@ -195,7 +198,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"nothing to resume at {out}; starting afresh", file=sys.stderr)
         torch.manual_seed(args.seed)
         config = spec.make_config(dataset.shape, dataset.num_values, _parse_hparams(args.hparam), ordering)
-        model = spec.create(config).to(session.device)
+        try:
+            model = spec.create(config).to(session.device)
+        except Exception as exc:  # noqa: BLE001 - a plugin's constructor may raise anything on bad hparams
+            raise ModelError(
+                f"building {spec.title} with these hyperparameters failed: {type(exc).__name__}: {exc}"
+            ) from None
         meta = {"dataset": dataset.name, "binarization": dataset.binarization}
     train_split = session.split(dataset, "train", args.limit)
     valid_split = session.split(dataset, "valid", args.valid_limit) if "valid" in dataset.splits else None
@@ -266,6 +274,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     if not 1 <= args.n <= 4096:
         raise ARExplorerError("--n must be between 1 and 4096")
+    if not (math.isfinite(args.temperature) and args.temperature >= 0):
+        raise ARExplorerError(f"--temperature must be a number >= 0, not {args.temperature}")
+    if not 1 <= args.scale <= 64:
+        raise ARExplorerError("--scale must be between 1 and 64")
     session = _session(args)
     loaded = session.load(args.checkpoint)
     for note in loaded.notes:
@@ -279,17 +291,27 @@ def cmd_sample(args: argparse.Namespace) -> int:
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - start
     array = images.cpu().numpy().astype(np.uint8)
-    save_png(grid_image(array, model.num_values, scale=args.scale), args.out)
+    with _writing(args.out):
+        save_png(grid_image(array, model.num_values, scale=args.scale), args.out)
     if args.npy:
         from app.core.files import atomic_path
 
-        with atomic_path(args.npy) as tmp, open(tmp, "wb") as handle:
+        with _writing(args.npy), atomic_path(args.npy) as tmp, open(tmp, "wb") as handle:
             np.save(handle, array, allow_pickle=False)
     mode = resolve_mode(model, args.mode)
     print(f"{args.n} samples from {loaded.name} ({model.spec.title}, {mode} sampling, T={args.temperature}, "
           f"seed {args.seed}, ordering {ordering.name if ordering else model.ordering.name}) on {model.device} "
           f"in {elapsed:.2f} s -> {args.out}")
     return 0
+
+
+@contextlib.contextmanager
+def _writing(path: str) -> Iterator[None]:
+    """Turn a failure to write ``path`` (no such folder, no permission, disk full) into a one-line error."""
+    try:
+        yield
+    except OSError as exc:
+        raise ARExplorerError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 # score -----------------------------------------------------------------------------------------------------------

@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ARExplorerError as exc:
         if debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted: files on disk are as they were or complete", file=sys.stderr)
@@ -80,8 +80,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         if debug:
             raise
-        print(f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for details)", file=sys.stderr)
+        print(f"error: unexpected {type(exc).__name__}: {_one_line(str(exc))} (run with --debug for details)", file=sys.stderr)
         return 1
+
+
+def _one_line(message: str) -> str:
+    """Messages may quote a decoder or a plugin that spans lines: the user gets one line."""
+    return " ".join(message.split())
 
 
 def _run_gui(args: argparse.Namespace) -> int:

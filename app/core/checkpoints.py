@@ -13,19 +13,19 @@ import hashlib
 import json
 import os
 import platform
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from safetensors.torch import safe_open as _safe_open  # noqa: F401  (kept for plugin authors)
 
 from app.core.errors import CheckpointError, PluginError
 from app.core.files import atomic_path, atomic_write_text
-from app.core.model import ARModel, ModelConfig
+from app.core.model import ARModel, ModelConfig, ModelSpec
 
 if TYPE_CHECKING:
     from app.core.registry import Registry
@@ -142,7 +142,14 @@ def save_checkpoint(
         "versions": library_versions(),
     }
     record.update(meta or {})
-    header = {"ar_explorer": json.dumps({k: record[k] for k in ("format", "format_version", "model", "config")})}
+    record.pop("weights_sha256", None)
+    # One id names this save in both files: a JSON left over from an earlier save (a crash between the two
+    # writes) is recognised as stale, and the record kept in the weights' own header is used instead.
+    record["save_id"] = uuid.uuid4().hex
+    header = {
+        "ar_explorer": json.dumps({k: record[k] for k in ("format", "format_version", "model", "config", "save_id")}),
+        "ar_explorer_record": json.dumps(record, default=_json_default),
+    }
     with atomic_path(weights) as tmp:
         save_file(state, str(tmp), metadata=header)
     record["weights_sha256"] = _sha256(weights)
@@ -171,12 +178,26 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+_PICKLE_OR_ZIP = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05", b"PK\x03\x04")
+
+
+def _looks_like_pickle(raw: bytes) -> bool:
+    """The first bytes of a pickle (protocol 2-5) or of a zip archive (``torch.save``'s format)."""
+    return raw.startswith(_PICKLE_OR_ZIP)
+
+
 def read_header(weights: Path) -> dict[str, Any]:
-    """Read the safetensors header (a JSON document) without loading any tensor."""
+    """Read the safetensors header (a JSON document) without loading any tensor, and check that it describes
+    tensors lying inside the file."""
     refuse_pickle(weights)
     try:
         with open(weights, "rb") as handle:
             raw_len = handle.read(8)
+            if _looks_like_pickle(raw_len):
+                raise CheckpointError(
+                    f"{weights.name} is a pickle or PyTorch file under a .safetensors name; AR Explorer never "
+                    "unpickles files, because loading a pickle can run arbitrary code"
+                )
             if len(raw_len) != 8:
                 raise CheckpointError(f"{weights.name} is empty or truncated: not a safetensors file")
             length = int.from_bytes(raw_len, "little")
@@ -194,46 +215,101 @@ def read_header(weights: Path) -> dict[str, Any]:
         raise CheckpointError(f"cannot read {weights}: {exc}") from None
     try:
         header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise CheckpointError(f"{weights.name} is not a safetensors file (its header is not JSON)") from None
     if not isinstance(header, dict):
         raise CheckpointError(f"{weights.name} is not a safetensors file")
-    data_len = end - 8 - length
+    _check_entries(weights.name, header, end - 8 - length)
+    return header
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_entries(name: str, header: dict[str, Any], data_len: int) -> None:
+    """Every tensor entry well formed and inside the data; the metadata a map of strings."""
+    metadata = header.get("__metadata__")
+    if metadata is not None and (
+        not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values())
+    ):
+        raise CheckpointError(f"{name} is corrupt (its metadata is not a map of strings)")
     for key, entry in header.items():
         if key == "__metadata__":
             continue
         offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
-        if not offsets or len(offsets) != 2 or offsets[1] > data_len:
-            raise CheckpointError(f"{weights.name} is truncated or corrupt (tensor {key!r} lies past its end)")
-    return header
+        shape = entry.get("shape") if isinstance(entry, dict) else None
+        if (
+            not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(_is_count(v) for v in offsets)
+            or not isinstance(shape, list)
+            or not all(_is_count(v) for v in shape)
+            or not isinstance(entry.get("dtype"), str)
+        ):
+            raise CheckpointError(f"{name} is corrupt (the entry of tensor {key[:60]!r} is malformed)")
+        if offsets[0] > offsets[1] or offsets[1] > data_len:
+            raise CheckpointError(f"{name} is truncated or corrupt (tensor {key[:60]!r} lies past its end)")
+
+
+def _describes(sidecar: dict[str, Any], embedded: dict[str, Any], weights: Path) -> bool:
+    """Whether a JSON sidecar was written with these very weights (not left over from an earlier save)."""
+    if sidecar.get("model") != embedded.get("model") or sidecar.get("config") != embedded.get("config"):
+        return False
+    if "save_id" in embedded:
+        return sidecar.get("save_id") == embedded["save_id"]
+    recorded = sidecar.get("weights_sha256")
+    return recorded is None or recorded == _sha256(weights)
 
 
 def read_info(path: str | Path) -> CheckpointInfo:
-    """The metadata of a checkpoint: the JSON sidecar where it matches the weights, else the weights' header."""
+    """The metadata of a checkpoint: the JSON sidecar where it was written with these weights, else the
+    record kept in the weights' own header."""
     weights = weights_path(path)
     refuse_pickle(Path(path))
     header = read_header(weights)
-    embedded = (header.get("__metadata__") or {}).get("ar_explorer")
+    metadata = header.get("__metadata__") or {}
+    embedded = metadata.get("ar_explorer")
     if embedded is None:
         raise CheckpointError(
             f"{weights.name} is a safetensors file but not an AR Explorer checkpoint (no model config in it)"
         )
-    try:
-        meta = json.loads(embedded)
-    except json.JSONDecodeError:
-        raise CheckpointError(f"{weights.name} has a corrupt model config in its header") from None
+    meta = _json_object(embedded)
+    if meta is None or not isinstance(meta.get("model"), str) or not isinstance(meta.get("config"), dict):
+        raise CheckpointError(f"{weights.name} has a corrupt model config in its header")
+    record = _json_object(metadata.get("ar_explorer_record", "{}")) or {}
+    base = {**record, **meta}
     sidecar = weights.with_suffix(".json")
     if sidecar.is_file():
         try:
-            full = json.loads(sidecar.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            full = _json_object(sidecar.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError):
             full = None
-        if isinstance(full, dict) and full.get("model") == meta.get("model") and full.get("config") == meta.get("config"):
-            meta = {**full, **meta}
-    return CheckpointInfo(weights.stem, weights, meta)
+        if full is not None and _describes(full, meta, weights):
+            base = {**full, **meta}
+    return CheckpointInfo(weights.stem, weights, base)
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    """``text`` parsed as a JSON object, or None where it is not one."""
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def build_model(registry: Registry, meta: dict[str, Any], source: str = "checkpoint") -> ARModel:
+    """Build the model a checkpoint's metadata describes (weights not loaded); :class:`CheckpointError` if none."""
+    spec, config = _spec_and_config(registry, meta, source)
+    try:
+        model = spec.create(config)
+    except Exception as exc:  # a plugin's constructor may raise anything
+        raise CheckpointError(f"{source}: building {spec.title} from its config failed: {exc}") from None
+    return model
+
+
+def _spec_and_config(registry: Registry, meta: dict[str, Any], source: str) -> tuple[ModelSpec, ModelConfig]:
     model_name = meta.get("model")
     try:
         spec = registry.model(str(model_name))
@@ -242,15 +318,52 @@ def build_model(registry: Registry, meta: dict[str, Any], source: str = "checkpo
             f"{source} is a {model_name!r} model, and no loaded plugin provides it "
             f"(available: {', '.join(sorted(registry.models)) or 'none'})"
         ) from None
+    return spec, _config(meta, source)
+
+
+#: Bounds on a config read from a file: beyond them no model of this app is meant to go.
+MAX_CONFIG_DIMS = 3 * 1024 * 1024
+MAX_CONFIG_VALUES = 65536
+
+
+def _config(meta: dict[str, Any], source: str) -> ModelConfig:
     try:
         config = ModelConfig.from_dict(meta["config"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{source} has an invalid model config: {exc}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CheckpointError(f"{source} has an invalid model config: {' '.join(str(exc).split())[:200]}") from None
+    if config.num_dims > MAX_CONFIG_DIMS or not 2 <= config.num_values <= MAX_CONFIG_VALUES:
+        raise CheckpointError(
+            f"{source} has an implausible model config (shape {list(config.shape)}, {config.num_values} values)"
+        )
+    return config
+
+
+def _shape_problems(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]]) -> list[str]:
+    """What differs between the tensors a model has and the tensors a file holds (empty where they fit)."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(found) if expected[k] != found[k])
+    parts = []
+    if missing:
+        parts.append(f"missing {len(missing)} tensor(s) ({', '.join(missing[:3])})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected tensor(s) ({', '.join(k[:60] for k in unexpected[:3])})")
+    if wrong:
+        k = wrong[0]
+        parts.append(f"{len(wrong)} of the wrong shape ({k}: {found[k]} in the file, {expected[k]} in the model)")
+    return parts
+
+
+def _meta_shapes(registry: Registry, meta: dict[str, Any], source: str) -> dict[str, tuple[int, ...]] | None:
+    """The tensor shapes of the model a config describes, built on the meta device (no memory is allocated
+    for its weights); None where the plugin cannot build on the meta device."""
+    spec, config = _spec_and_config(registry, meta, source)
     try:
-        model = spec.create(config)
-    except Exception as exc:  # a plugin's constructor may raise anything
-        raise CheckpointError(f"{source}: building {spec.title} from its config failed: {exc}") from None
-    return model
+        with torch.device("meta"):
+            model = spec.create(config)
+    except Exception:  # noqa: BLE001 - a plugin that needs real tensors to build: checked after loading
+        return None
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
 def load_checkpoint(
@@ -266,37 +379,40 @@ def load_checkpoint(
     info = resolve_checkpoint(ref, registry)
     if expect_model is not None and info.model != expect_model:
         raise CheckpointError(f"{info.name} is a checkpoint of {info.model!r}, not of {expect_model!r}")
-    model = build_model(registry, info.meta, info.weights.name)
+    source = info.weights.name
+    header = read_header(info.weights)
+    in_file = {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
+    planned = _meta_shapes(registry, info.meta, source)
+    if planned is not None:
+        _refuse_mismatch(info, _shape_problems(planned, in_file))
+    model = build_model(registry, info.meta, source)
     try:
         state = load_file(str(info.weights), device="cpu")
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{info.weights.name} is corrupt: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - safetensors raises several types on a corrupt file
+        raise CheckpointError(f"{source} is corrupt: {' '.join(str(exc).split())[:200]}") from None
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)} tensor(s) ({', '.join(missing[:3])})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected tensor(s) ({', '.join(unexpected[:3])})")
-        if wrong:
-            k = wrong[0]
-            parts.append(
-                f"{len(wrong)} of the wrong shape ({k}: {tuple(state[k].shape)} in the file, "
-                f"{tuple(expected[k].shape)} in the model)"
-            )
-        raise CheckpointError(
-            f"the weights in {info.weights.name} do not fit a {info.model!r} model with its config: " + "; ".join(parts)
-        )
+    _refuse_mismatch(
+        info,
+        _shape_problems({k: tuple(v.shape) for k, v in expected.items()}, {k: tuple(v.shape) for k, v in state.items()}),
+    )
     state = {k: v.to(expected[k].dtype) for k, v in state.items()}
     for key, tensor in state.items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise CheckpointError(f"{info.weights.name} holds NaN or infinite weights (in {key})")
-    model.load_state_dict(state, strict=True)
+    try:
+        model.load_state_dict(state, strict=True)
+    except Exception as exc:  # noqa: BLE001 - a plugin's own load hooks may refuse the weights
+        raise CheckpointError(f"the weights in {source} do not load: {' '.join(str(exc).split())[:200]}") from None
     model.eval()
     return model.to(device), info
+
+
+def _refuse_mismatch(info: CheckpointInfo, problems: list[str]) -> None:
+    if problems:
+        raise CheckpointError(
+            f"the weights in {info.weights.name} do not fit a {info.model!r} model with its config: "
+            + "; ".join(problems)
+        )
 
 
 def list_checkpoints(registry: Registry) -> list[CheckpointInfo]:

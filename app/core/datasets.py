@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
+import math
 import os
 import shutil
 import urllib.request
+import zipfile
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,8 +120,10 @@ def read_idx(path: Path) -> np.ndarray:
         raise DataError(f"{path} is not an IDX file of unsigned bytes")
     ndim = data[3]
     header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(f"{path} is truncated: its header is incomplete")
     dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    expected = int(np.prod(dims))
+    expected = math.prod(dims)  # Python integers: a forged header cannot overflow them
     if len(data) - header != expected:
         raise DataError(f"{path} is truncated: {len(data) - header} bytes of data, the header says {expected}")
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims).copy()
@@ -133,6 +139,8 @@ def read_amat(path: Path, dims: int = 784) -> np.ndarray:
     line = 2 * dims
     if len(raw) % line != 0:
         raise DataError(f"{path} is not a binarized MNIST .amat file (its size is not a whole number of lines)")
+    if not raw:
+        raise DataError(f"{path} is empty: it holds no images")
     array = np.frombuffer(raw, dtype=np.uint8).reshape(-1, line)
     values = array[:, 0::2] - ord("0")
     if values.max(initial=0) > 1 or not np.all(array[:, 1:-1:2] == ord(" ")):
@@ -143,15 +151,22 @@ def read_amat(path: Path, dims: int = 784) -> np.ndarray:
 def read_npz(path: Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
     """Read arrays from an ``.npz`` file, refusing any pickled object inside."""
     try:
+        with open(path, "rb") as handle:
+            magic = handle.read(4)
+    except OSError as exc:
+        raise DataError(f"{path} is not a readable .npz file: {exc}") from None
+    if magic != b"PK\x03\x04":
+        raise DataError(f"{path} is not an .npz file (it is empty, truncated or of another format)")
+    try:
         with np.load(path, allow_pickle=False) as data:
             missing = [k for k in keys if k not in data.files]
             if missing:
                 raise DataError(f"{path} lacks the array(s) {', '.join(missing)}")
             return {k: np.asarray(data[k]) for k in keys}
-    except ValueError as exc:  # object arrays need pickle: refused
-        raise DataError(f"{path} cannot be read without unpickling, which is refused: {exc}") from None
-    except (OSError, EOFError) as exc:
-        raise DataError(f"{path} is not a readable .npz file: {exc}") from None
+    except ValueError:  # object arrays need pickle: refused
+        raise DataError(f"{path} holds pickled objects; it is refused, because unpickling can run code") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise DataError(f"{path} is not a readable .npz file (truncated or corrupt: {exc})") from None
 
 
 def _hash_file(path: Path, algorithm: str = "sha256") -> str:
@@ -167,7 +182,7 @@ def verify_file(path: Path, remote: RemoteFile) -> None:
     actual = _hash_file(path)
     if actual != remote.sha256:
         raise DataError(
-            f"{path.name} does not match its known SHA-256 (expected {remote.sha256[:16]}..., got "
+            f"{remote.filename} does not match its known SHA-256 (expected {remote.sha256[:16]}..., got "
             f"{actual[:16]}...): the file is partial or not the original; it was not used"
         )
 
@@ -194,8 +209,9 @@ def download_file(remote: RemoteFile, data_dir: Path, progress: ProgressCallback
                 finally:
                     raw_tmp.unlink(missing_ok=True)
             return target
-        except (OSError, EOFError, gzip.BadGzipFile, DataError) as exc:
-            errors.append(f"{url}: {exc}")
+        except (OSError, EOFError, ValueError, http.client.HTTPException, DataError) as exc:
+            # OSError covers URLError and BadGzipFile; ValueError a malformed URL; HTTPException a cut connection.
+            errors.append(f"{url}: {' '.join(str(exc).split()) or type(exc).__name__}")
     raise DataError(f"could not download {remote.filename}: " + "; ".join(errors))
 
 

@@ -29,6 +29,35 @@ class ConvertedImage:
         return "; ".join(self.notes)
 
 
+def _one_line(exc: BaseException, limit: int = 160) -> str:
+    """An exception's message on one line, shortened: decoders' messages can span lines."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+#: Formats never decoded: Pillow hands EPS to Ghostscript, an external interpreter of untrusted code.
+REFUSED_FORMATS = frozenset({"EPS"})
+_EPS_MAGIC = (b"%!PS", b"\xc5\xd0\xd3\xc6")
+
+
+def _allowed_formats() -> list[str]:
+    Image.init()
+    return [name for name in Image.OPEN if name not in REFUSED_FORMATS]
+
+
+def _decode(data: bytes, name: str) -> Image.Image:
+    """Decode ``data`` fully, with warnings silenced (corrupt files make Pillow print them) except the
+    decompression-bomb warning, which refuses the file."""
+    if data.startswith(_EPS_MAGIC):
+        raise ImageError(f"{name} is a PostScript (EPS) file; it is not read, because decoding it runs Ghostscript")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        image = Image.open(io.BytesIO(data), formats=_allowed_formats())
+        image.load()
+    return image
+
+
 def open_image(source: str | Path | bytes) -> Image.Image:
     """Open and fully decode an image, turning every failure into :class:`ImageError`."""
     name = "the data" if isinstance(source, bytes) else Path(source).name
@@ -47,31 +76,73 @@ def open_image(source: str | Path | bytes) -> Image.Image:
             data = path.read_bytes()
         if not data:
             raise ImageError(f"{name} is empty (0 bytes)")
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            image.load()
+        image = _decode(data, name)
     except ImageError:
         raise
     except FileNotFoundError:
         raise ImageError(f"no file at {source}") from None
+    except PermissionError:
+        raise ImageError(f"{name} cannot be read (permission denied)") from None
     except UnidentifiedImageError:
         raise ImageError(f"{name} is not an image in a format this app can read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(f"{name} has too many pixels to decode safely") from None
+    except MemoryError:
+        raise ImageError(f"{name} is too large to decode in memory") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageError(f"{name} is corrupt or truncated ({exc})") from None
+        raise ImageError(f"{name} is corrupt or truncated ({_one_line(exc)})") from None
+    except Exception as exc:  # noqa: BLE001 - a decoder may raise anything on a crafted file
+        raise ImageError(f"{name} cannot be decoded ({type(exc).__name__}: {_one_line(exc)})") from None
     if image.width < 1 or image.height < 1:
         raise ImageError(f"{name} has no pixels")
     return image
 
 
+#: Images with a longer side are first reduced (a box filter, by a whole factor) so that padding and
+#: conversion to floats stay small whatever the aspect ratio: a 30000x20 strip is not padded at full size.
+WORKING_SIDE = 1024
+_REDUCIBLE = {"L", "LA", "RGB", "RGBA", "I", "F"}
+
+
+_PLAIN_MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "I", "F"}
+_EXOTIC_TO_PLAIN = {"La": "LA", "RGBa": "RGBA", "CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB", "RGBX": "RGB"}
+
+
+def _plain_mode(image: Image.Image, notes: list[str]) -> Image.Image:
+    """Bring exotic modes (premultiplied alpha, CMYK, Lab, ...) to one that the conversion handles."""
+    if image.mode in _PLAIN_MODES or image.mode.startswith("I;16"):
+        return image
+    source_mode = image.mode
+    target = _EXOTIC_TO_PLAIN.get(source_mode, "RGBA")
+    image = image.convert(target)
+    notes.append(f"{source_mode} converted to {target}")
+    return image
+
+
+def _reduce_large(image: Image.Image, notes: list[str]) -> Image.Image:
+    """Shrink an image whose longer side exceeds :data:`WORKING_SIDE` by a whole factor (box filter)."""
+    side = max(image.width, image.height)
+    if side <= WORKING_SIDE:
+        return image
+    factor = -(-side // WORKING_SIDE)
+    if image.mode not in _REDUCIBLE:
+        image = image.convert("I" if image.mode.startswith("I;16") else "L" if image.mode == "1" else "RGBA")
+    before = (image.width, image.height)
+    image = image.reduce(factor)
+    notes.append(f"reduced from {before[0]}x{before[1]} to {image.width}x{image.height} (box filter) before conversion")
+    return image
+
+
 def _to_float_rgb_or_grey(image: Image.Image, colour: bool, notes: list[str]) -> np.ndarray:
     """To float32 in [0, 1]: ``(H, W)`` grey or ``(H, W, 3)`` RGB; alpha composited over the background."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         array = np.asarray(image, dtype=np.float64)
-        hi = array.max()
-        lo = array.min()
+        finite = np.isfinite(array)
+        if not finite.all():
+            notes.append(f"{int((~finite).sum())} NaN or infinite pixel value(s) set to the lowest value")
+        lo = float(array[finite].min()) if finite.any() else 0.0
+        hi = float(array[finite].max()) if finite.any() else 0.0
+        array = np.where(finite, array, lo)
         notes.append(f"{image.mode} pixel values rescaled from [{lo:g}, {hi:g}] to [0, 1]")
         array = (array - lo) / (hi - lo) if hi > lo else np.zeros_like(array)
         return np.repeat(array[..., None], 3, axis=2).astype(np.float32) if colour else array.astype(np.float32)
@@ -117,7 +188,11 @@ def convert_image(
     notes: list[str] = []
     source_size = (image.width, image.height)
     source_mode = image.mode
+    frames = int(getattr(image, "n_frames", 1) or 1)
+    if frames > 1:
+        notes.append(f"the first of {frames} frames used")
     image = ImageOps.exif_transpose(image) if hasattr(image, "getexif") else image
+    image = _reduce_large(_plain_mode(image, notes), notes)
     array = _to_float_rgb_or_grey(image, colour=(c == 3), notes=notes)
     grey = array if array.ndim == 2 else array.mean(axis=2)
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from app.core.errors import ModelError, OrderingError
+from app.core.errors import ARExplorerError, ModelError, OrderingError
 from app.core.likelihoods import Likelihood
 from app.core.orderings import Ordering, raster
 
@@ -269,7 +269,14 @@ class ARModel(nn.Module):
     def params(self, x: Tensor, cond: Tensor | None = None, ordering: Ordering | None = None) -> Tensor:
         """Call :meth:`forward` with the ordering resolved, and check what it returns."""
         ordering = self.resolve_ordering(ordering)
-        out = self(x, cond, ordering if self.capability == "any" else None)
+        try:
+            out = self(x, cond, ordering if self.capability == "any" else None)
+        except (ARExplorerError, torch.OutOfMemoryError):
+            raise  # already a message for the user, or the device's OOM that callers fall back from
+        except Exception as exc:  # a plugin's forward pass may raise anything
+            if "out of memory" in str(exc).lower():
+                raise
+            raise ModelError(f"{self._title()} failed in its forward pass: {type(exc).__name__}: {exc}") from exc
         expected = (x.shape[0], *self.shape, self.likelihood.params_per_dim)
         if not isinstance(out, Tensor) or tuple(out.shape) != expected:
             got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__

@@ -18,6 +18,16 @@ import numpy as np
 from app.core.errors import OrderingError
 from app.core.files import atomic_write_text
 
+#: The largest grid side an ordering may have, and the largest ordering file read.
+MAX_SIDE = 4096
+MAX_FILE_BYTES = 64 * 1024 * 1024
+
+
+def _short(value: object, limit: int = 60) -> str:
+    """``repr`` of a value from an untrusted file, cut to fit in a one-line message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
 
 @dataclass(frozen=True, eq=False)
 class Ordering:
@@ -109,8 +119,8 @@ class Ordering:
             raise OrderingError(f"the ordering is missing the key(s): {', '.join(missing)}")
         height, width = data["height"], data["width"]
         for key, value in (("height", height), ("width", width)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1 or value > 4096:
-                raise OrderingError(f"{key} must be a positive integer (at most 4096), not {value!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1 or value > MAX_SIDE:
+                raise OrderingError(f"{key} must be a positive integer (at most {MAX_SIDE}), not {_short(value)}")
         order = data["order"]
         if not isinstance(order, list):
             raise OrderingError("order must be a list of [row, col] pairs")
@@ -120,7 +130,9 @@ class Ordering:
                 or len(item) != 2
                 or not all(isinstance(v, int) and not isinstance(v, bool) for v in item)
             ):
-                raise OrderingError(f"order[{i}] must be a pair of integers [row, col], not {item!r}")
+                raise OrderingError(f"order[{i}] must be a pair of integers [row, col], not {_short(item)}")
+            if not all(-MAX_SIDE <= v <= MAX_SIDE for v in item):
+                raise OrderingError(f"position {_short(list(item))} (entry {i}) is outside the {height}x{width} grid")
         array = np.asarray(order, dtype=np.int64).reshape(-1, 2)
         return cls(height, width, array, name=name or str(data.get("name") or "custom"))
 
@@ -133,17 +145,28 @@ class Ordering:
 
     @classmethod
     def load(cls, path: str | Path) -> Ordering:
+        """Read an ordering saved by :meth:`save`; :class:`OrderingError` says what is wrong with the file."""
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            size = path.stat().st_size
+            if size > MAX_FILE_BYTES:
+                raise OrderingError(
+                    f"{path.name} is {size / 2**20:.0f} MB; ordering files over {MAX_FILE_BYTES // 2**20} MB are refused"
+                )
+            # utf-8-sig: editors on Windows start files with a byte-order mark.
+            text = path.read_text(encoding="utf-8-sig")
         except FileNotFoundError:
             raise OrderingError(f"no ordering file at {path}") from None
+        except IsADirectoryError:
+            raise OrderingError(f"{path} is a folder, not an ordering file") from None
         except (OSError, UnicodeDecodeError) as exc:
-            raise OrderingError(f"cannot read the ordering file {path}: {exc}") from None
+            raise OrderingError(f"cannot read the ordering file {path.name}: {' '.join(str(exc).split())}") from None
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise OrderingError(f"{path.name} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+        except RecursionError:
+            raise OrderingError(f"{path.name} is not an ordering: its JSON is nested too deeply") from None
         return cls.from_dict(data, name=path.stem)
 
 
@@ -155,18 +178,25 @@ def validate_order(height: int, width: int, order: object) -> np.ndarray:
     OrderingError
         Saying precisely what is wrong: the shape, positions out of range, duplicates or missing positions.
     """
+    for value in (height, width):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+            raise OrderingError(f"the grid's height and width must be integers, not {_short(height)}x{_short(width)}")
     if height < 1 or width < 1:
         raise OrderingError(f"the grid must be at least 1x1, not {height}x{width}")
     try:
         array = np.asarray(order)
-    except Exception as exc:  # ragged lists and other junk
-        raise OrderingError(f"the order is not a list of [row, col] pairs: {exc}") from None
+    except Exception:  # ragged lists and other junk
+        raise OrderingError("the order is not a list of [row, col] pairs (its entries differ in shape)") from None
     if array.size == 0:
         raise OrderingError(f"the order is empty; it must list all {height * width} positions")
     if array.ndim != 2 or array.shape[1] != 2:
         raise OrderingError(f"the order must be a list of [row, col] pairs, got an array of shape {array.shape}")
     if not np.issubdtype(array.dtype, np.integer):
         if np.issubdtype(array.dtype, np.floating) and np.all(np.isfinite(array)) and np.all(array == np.round(array)):
+            huge = np.flatnonzero(np.abs(array).max(axis=1) > MAX_SIDE)
+            if huge.size:  # cast, it would wrap around int64
+                i = int(huge[0])
+                raise OrderingError(f"position {array[i].tolist()} (entry {i}) is outside the {height}x{width} grid")
             array = array.astype(np.int64)
         else:
             raise OrderingError("positions must be integers")
