@@ -78,6 +78,14 @@ class GatedPixelCNN(ARModel):
         out = self.head2(F.relu(self.head1(F.relu(skip))))
         return out.permute(0, 2, 3, 1).unsqueeze(1)
 
+    def make_sampler(self, x: Tensor, cond: Tensor | None = None, ordering=None, mode: str = "naive"):
+        """``cached``: fast sampling by caching activations (:mod:`plugins.fast_pixelcnn`)."""
+        if mode == "cached":
+            from plugins.fast_pixelcnn import make_cached_sampler
+
+            return make_cached_sampler(self, x, cond, ordering)
+        return super().make_sampler(x, cond, ordering, mode)
+
 
 SPEC = ModelSpec(
     name="gated-pixelcnn",
@@ -92,6 +100,7 @@ SPEC = ModelSpec(
     lecture_section="Lecture 2, Gated PixelCNN (vertical and horizontal stacks)",
     data_kinds=("binary", "grey"),
     default_hparams={"channels": 64, "layers": 10, "kernel": 5, "first_kernel": 7, "head_channels": 128},
+    sampler_modes=("cached",),
     tiny_hparams={"channels": 8, "layers": 3, "kernel": 3, "first_kernel": 3, "head_channels": 8},
 )
 

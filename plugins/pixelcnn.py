@@ -62,6 +62,14 @@ class PixelCNN(ARModel):
         # Channel group g holds the parameters of colour channel g.
         return out.reshape(b, c, -1, h, w).permute(0, 1, 3, 4, 2)
 
+    def make_sampler(self, x: Tensor, cond: Tensor | None = None, ordering=None, mode: str = "naive"):
+        """``cached``: fast sampling by caching activations (:mod:`plugins.fast_pixelcnn`)."""
+        if mode == "cached":
+            from plugins.fast_pixelcnn import make_cached_sampler
+
+            return make_cached_sampler(self, x, cond, ordering)
+        return super().make_sampler(x, cond, ordering, mode)
+
 
 SPEC = ModelSpec(
     name="pixelcnn",
@@ -76,6 +84,7 @@ SPEC = ModelSpec(
     lecture_section="Lecture 2, PixelCNN (masked convolutions, blind spot)",
     data_kinds=("binary", "grey", "colour"),
     default_hparams={"channels": 64, "layers": 5, "kernel": 7, "first_kernel": 7, "head_channels": 128},
+    sampler_modes=("cached",),
     tiny_hparams={"channels": 12, "layers": 2, "kernel": 3, "first_kernel": 3, "head_channels": 12},
     paper_nll="81.30",
 )

@@ -231,9 +231,18 @@ def sample_steps(model: ARModel, n: int = 16, *, every: int = 1, **kwargs) -> It
 
 def sample(model: ARModel, n: int = 16, **kwargs) -> Tensor:
     """Sample ``n`` images to the end, with no per-step copies to the host: ``(n, C, H, W)`` long on the
-    model's device. Takes the keyword arguments of :func:`prepare_run`."""
+    model's device. Takes the keyword arguments of :func:`prepare_run`.
+
+    A sampler that has ``sample_to_end(uniforms, temperature, known, known_values)`` runs the loop itself
+    (it must draw exactly what the step-by-step loop would draw).
+    """
     run = prepare_run(model, n, **kwargs)
     with torch.no_grad():
-        for index in range(run.total):
-            run.step(index)
+        # A sampler may run the whole loop itself (on the device, without per-step host synchronisation).
+        to_end = getattr(run.sampler, "sample_to_end", None)
+        if to_end is not None:
+            to_end(run.uniforms, run.temperature, run.known, run.known_values)
+        else:
+            for index in range(run.total):
+                run.step(index)
     return run.canvas.round().long()
