@@ -1,0 +1,110 @@
+"""``ar-explorer`` with no command: build the app, open the window, or take a screenshot and exit."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+from PySide6.QtWidgets import QApplication
+
+from app.core.errors import ARExplorerError
+from app.core.registry import get_registry
+from app.core.session import Session
+from app.ui import theme
+from app.ui.context import AppContext
+from app.ui.preferences import Preferences
+from app.ui.qt_main_window import QtMainWindow
+
+
+def application() -> QApplication:
+    """The QApplication, created once, with the app's look."""
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(sys.argv[:1])
+        app.setApplicationName("AR Explorer")
+        app.setOrganizationName("ar-explorer")
+        app.setWindowIcon(theme.app_icon())
+        theme.remember_base_font(app)
+        theme.apply_palette(app)
+    theme.configure_pyqtgraph()
+    return app
+
+
+def make_session(device: str | None, strict: bool) -> tuple[Session, list[str]]:
+    """A session on ``device``; an unavailable device falls back to ``auto`` with a note."""
+    registry = get_registry(strict=strict)
+    notes = []
+    try:
+        session = Session(registry, device or "auto")
+    except ARExplorerError as exc:
+        notes.append(f"{exc}; using the best available device instead")
+        session = Session(registry, "auto")
+    return session, notes
+
+
+def build(args: argparse.Namespace, preferences: Preferences | None = None) -> tuple[QtMainWindow, AppContext]:
+    """The window and its context, opened on ``--checkpoint``, the last one used, or the default."""
+    application()
+    screenshot = bool(getattr(args, "screenshot", None))
+    if preferences is None:
+        # A screenshot neither reads nor changes the user's settings: it shows the defaults.
+        preferences = Preferences(Path(tempfile.mkdtemp()) / "ui.ini") if screenshot else Preferences()
+    device = getattr(args, "device", None) or preferences.device
+    session, notes = make_session(device, bool(getattr(args, "strict_plugins", False)))
+    scale = getattr(args, "scale", None) or preferences.scale
+    context = AppContext(session, preferences, scale)
+    for note in notes:
+        context.notify(note, "warning")
+    for status in session.registry.problems():
+        context.notify(f"plugin {status.name}: {status.error}", "warning", "\n".join(status.details),
+                       source="plugins")
+    window = QtMainWindow(context)
+    open_first_checkpoint(context, getattr(args, "checkpoint", None))
+    return window, context
+
+
+def open_first_checkpoint(context: AppContext, requested: str | None) -> bool:
+    names = [info.name for info in context.checkpoints()]
+    default = context.session.default_checkpoint()
+    candidates = [requested] if requested else [context.preferences.checkpoint, default]
+    for name in candidates:
+        if not name:
+            continue
+        if (name in names or Path(name).exists() or requested) and context.load(name):
+            return True
+    if default is not None and default not in candidates:
+        return context.load(default)
+    return False
+
+
+def launch(args: argparse.Namespace) -> int:
+    """Open the app (or, with ``--screenshot``, save a PNG of it and exit)."""
+    app = application()
+    window, context = build(args)
+    previous_hook = sys.excepthook
+
+    def hook(kind, value, tb) -> None:  # the app never dies on an error: it becomes a notice
+        if issubclass(kind, KeyboardInterrupt):
+            previous_hook(kind, value, tb)
+            return
+        context.notify(f"unexpected {kind.__name__}: {value}", "error", "".join(traceback.format_exception(kind, value, tb)))
+
+    sys.excepthook = hook
+    try:
+        if getattr(args, "screenshot", None):
+            from app.ui.screenshot import take_screenshot
+
+            return take_screenshot(app, window, args.screenshot, args.view or "sample", float(args.after))
+        if args.view:
+            window.show_view(args.view)
+        window.show()
+        return int(app.exec())
+    finally:
+        sys.excepthook = previous_hook
+        window.shutdown()
+
+
+__all__ = ["launch", "build", "application", "make_session", "open_first_checkpoint"]

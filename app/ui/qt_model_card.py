@@ -1,0 +1,66 @@
+"""The model card above the views: what the current checkpoint is, in lecture terms, and how good it is."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout
+
+from app.core.session import LoadedModel
+from app.ui import theme
+from app.ui.formatting import parameters_text, test_nll_text
+
+NO_CHECKPOINT = (
+    "<b>No checkpoint yet.</b> The app looks in: {dirs}.<br>"
+    "Train one (about a minute on a GPU): <code>ar-explorer train --model gated-pixelcnn --dataset "
+    "binarized-mnist</code> — the data first, if needed: <code>ar-explorer data download binarized-mnist</code> "
+    "— or train offline on synthetic digits: <code>ar-explorer train --model pixelcnn --dataset "
+    "synthetic-digits</code>. Open any checkpoint file with <b>File ▸ Open checkpoint…</b>"
+)
+
+
+class QtModelCard(QFrame):
+    """Title, lecture section, measured test NLL (units and data named), and the one-paragraph description."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(10, 6, 10, 6)
+        layout.setSpacing(2)
+        self.title = QLabel()
+        self.nll = QLabel()
+        self.description = QLabel()
+        for label in (self.title, self.nll, self.description):
+            label.setWordWrap(True)
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            layout.addWidget(label)
+        self.description.setStyleSheet(f"color: {theme.MUTED}")
+        self._scale = 1.0
+
+    def set_scale(self, scale: float) -> None:
+        self._scale = scale
+        self.title.setStyleSheet(theme.heading_css(scale, 1.25))
+
+    def show_model(self, loaded: LoadedModel, device_text: str) -> None:
+        spec = loaded.model.spec
+        section = f"  <span style='color:{theme.MUTED}; font-weight: normal'>{spec.lecture_section}</span>"
+        self.title.setText(f"{spec.title} — {loaded.name}{section}")
+        title = loaded.dataset.title if loaded.dataset is not None else None
+        extras = [parameters_text(loaded.info.meta.get("num_parameters")), f"running on {device_text}"]
+        paper = f"paper: {spec.paper_nll} nats on binarized MNIST" if spec.paper_nll else ""
+        extras.append(paper)
+        self.nll.setText(test_nll_text(loaded.info, title) + "  ·  " + "  ·  ".join(e for e in extras if e))
+        self.description.setText(spec.description)
+        self.description.show()
+
+    def show_missing(self, dirs: list[str]) -> None:
+        self.title.setText("AR Explorer")
+        self.title.setStyleSheet(theme.heading_css(self._scale, 1.25))
+        self.nll.setText(NO_CHECKPOINT.format(dirs=", ".join(f"<code>{d}</code>" for d in dirs) or "nowhere"))
+        self.description.hide()
+
+    def show_error(self, message: str) -> None:
+        self.nll.setText(f"<span style='color:{theme.ERROR}'>{message}</span>")
+
+
+__all__ = ["QtModelCard", "NO_CHECKPOINT"]

@@ -1,0 +1,366 @@
+"""Watch a model sample: a grid of images filling pixel by pixel, and the distribution of the pixel being drawn.
+
+The worker thread iterates :func:`app.core.sampling.sample_steps` and keeps only its latest step; a timer
+repaints at display rate. Play, pause, a pixel, a row, to the end, stop; all of it from the keyboard too.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QMenu, QSplitter, QVBoxLayout, QWidget
+
+from app.core.sampling import sample_steps
+from app.core.session import LoadedModel
+from app.ui import theme
+from app.ui.context import AppContext
+from app.ui.formatting import position_text, rate_text
+from app.ui.qt_distribution_plot import QtDistributionPlot
+from app.ui.qt_pixel_view import QtPixelView
+from app.ui.rendering import GridLayout, grid_layout, tile_rgb
+from app.ui.views.qt_sample_controls import QtSampleControls
+from app.ui.workers import Frame, SamplingWorker
+
+REPAINT_MS = 25  # 40 Hz
+MAX_MARKERS = 256
+
+
+class QtSampleView(QWidget):
+    """The Sample tab. ``worker`` is the running :class:`SamplingWorker` (None before the first run)."""
+
+    def __init__(self, context: AppContext, parent=None) -> None:
+        super().__init__(parent)
+        self.context = context
+        self.worker: SamplingWorker | None = None
+        self.frame: Frame | None = None  # the frame on screen
+        self.focus = 0  # the image whose distribution is shown for non-binary models
+        self.layout_grid: GridLayout | None = None
+        self._rate_probe: tuple[float, int] | None = None
+        self._rate = float("nan")
+        self._build()
+        self._actions = self._build_actions()
+        self.timer = QTimer(self)
+        self.timer.setInterval(REPAINT_MS)
+        self.timer.timeout.connect(self._repaint)
+        context.model_changed.connect(self._on_model_changed)
+        context.register_quiescer(self.stop)
+        self.set_scale(context.scale)
+        self._on_model_changed(context.loaded)
+
+    # -- building ------------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.grid = QtPixelView(min_size=240)
+        self.grid.pixel_clicked.connect(self._on_grid_click)
+        self.plot = QtDistributionPlot()
+        self.pixel_label = QLabel()
+        self.pixel_label.setWordWrap(True)
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.controls = QtSampleControls()
+        c = self.controls
+        c.play_pause.connect(self.play_pause)
+        c.step_pixel.connect(lambda: self.step(1))
+        c.step_row.connect(self.step_row)
+        c.run_to_end.connect(self.run_to_end)
+        c.stop.connect(self.stop)
+        c.speed_changed.connect(self._on_speed)
+        c.settings_changed.connect(self._on_settings_changed)
+        c.overlay_toggled.connect(lambda _: self._render(self.frame, force=True))
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addWidget(self.pixel_label)
+        right_layout.addWidget(self.plot, 1)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self.grid)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+        middle = QVBoxLayout()
+        middle.addWidget(splitter, 1)
+        middle.addWidget(self.status)
+        layout = QHBoxLayout(self)
+        layout.addLayout(middle, 1)
+        layout.addWidget(self.controls)
+
+    def _build_actions(self) -> dict[str, QAction]:
+        """Keyboard shortcuts, live while this view is shown."""
+        spec = {
+            "play": ("Play / pause", ["Space"], self.play_pause),
+            "step": ("Step one pixel", ["Right", "S"], lambda: self.step(1)),
+            "row": ("Step to the end of the row", ["Down", "R"], self.step_row),
+            "end": ("Run to the end", ["End", "E"], self.run_to_end),
+            "stop": ("Stop", ["Esc"], self.stop),
+            "seed": ("New seed", ["N"], self.controls.new_seed),
+        }
+        actions = {}
+        for name, (text, keys, slot) in spec.items():
+            action = QAction(text, self)
+            action.setShortcuts([QKeySequence(k) for k in keys])
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            action.triggered.connect(slot)
+            self.addAction(action)
+            actions[name] = action
+        return actions
+
+    def set_scale(self, scale: float) -> None:
+        self.plot.set_scale(scale)
+        self.pixel_label.setStyleSheet(theme.heading_css(scale, 1.1))
+        self.controls.setMinimumWidth(int(300 * scale))
+        for button in (self.controls.play_button, self.controls.step_button, self.controls.row_button,
+                       self.controls.end_button, self.controls.stop_button):
+            button.setMinimumHeight(int(34 * scale))
+
+    # -- the model -----------------------------------------------------------------------------------------
+    @property
+    def loaded(self) -> LoadedModel | None:
+        return self.context.loaded
+
+    def _on_model_changed(self, loaded: LoadedModel | None) -> None:
+        self.stop()
+        self.frame = None
+        self.worker = None
+        self.controls.set_model(loaded.model if loaded is not None else None)
+        self.plot.clear_data("")
+        if loaded is None:
+            self.pixel_label.setText("Open a checkpoint to sample from it.")
+            self.status.setText("")
+            return
+        self._show_blank()
+        self.pixel_label.setText("Press Play (Space) to watch the model draw, or step one pixel (Right).")
+        self.status.setText("")
+
+    def _show_blank(self) -> None:
+        model = self.loaded.model
+        c, h, w = model.shape
+        n = self.controls.count_value
+        self.layout_grid = grid_layout(n, h, w)
+        blank = np.zeros((n, c, h, w), dtype=np.uint8)
+        rank = self._rank() if self.controls.overlay.isChecked() else None
+        self.grid.set_rgb(tile_rgb(blank, model.num_values, self.layout_grid, np.zeros((h, w), bool), rank))
+        self.grid.clear_markers()
+
+    def _rank(self) -> np.ndarray:
+        return self.loaded.model.resolve_ordering(None).rank
+
+    # -- runs ----------------------------------------------------------------------------------------------
+    def active(self) -> bool:
+        """A run has started and is neither finished nor stopped."""
+        return self.worker is not None and self.worker.isRunning() and not self.worker.completed
+
+    def _start(self, playing: bool) -> SamplingWorker | None:
+        loaded = self.loaded
+        if loaded is None:
+            return None
+        self.stop()
+        c = self.controls
+        model, n = loaded.model, c.count_value
+        try:
+            cond = self._condition(loaded, n)
+        except Exception as exc:  # noqa: BLE001
+            self.context.report(exc, "cannot sample")
+            return None
+        kwargs = {"temperature": c.temperature_value, "seed": c.seed_value, "cond": cond, "mode": c.mode_value}
+        worker = SamplingWorker(lambda: sample_steps(model, n, **kwargs), tuple(model.shape), c.rate, playing)
+        worker.failed.connect(self._on_failed)
+        worker.finished_run.connect(self._on_finished)
+        self.worker, self.frame, self._rate_probe = worker, None, None
+        self.focus = min(self.focus, n - 1)
+        self._show_blank()
+        worker.start()
+        self.timer.start()
+        self.controls.set_playing(playing)
+        return worker
+
+    def _condition(self, loaded: LoadedModel, n: int):
+        spec = loaded.model.config.condition
+        if spec is None:
+            return None
+        if spec.kind == "class":
+            return self.context.session.condition(loaded.model, n, label=self.controls.label_value or 0)
+        from app.ui.example_images import example_images
+
+        examples = example_images(self.context.session, loaded, n, self.controls.seed_value)
+        return self.context.session.condition(loaded.model, n, image=examples.images)
+
+    def play_pause(self) -> None:
+        if not self.active():
+            self._start(playing=True)
+        elif self.worker.playing:
+            self.worker.pause()
+            self.controls.set_playing(False)
+        else:
+            self.worker.set_rate(self.controls.rate)
+            self.worker.play()
+            self.controls.set_playing(True)
+
+    def step(self, count: int = 1) -> None:
+        worker = self.worker if self.active() else self._start(playing=False)
+        if worker is not None:
+            worker.step(count)
+            self.controls.set_playing(False)
+
+    def step_row(self) -> None:
+        """Step to the end of the current row (in raster order; a row's worth of pixels in other orderings)."""
+        if self.loaded is None:
+            return
+        c, _, w = self.loaded.model.shape
+        done = 0
+        if self.active():
+            latest = self.worker.latest
+            done = (latest.step.index + 1 if latest is not None else 0) + self.worker.pending_steps()
+        self.step(w * c - done % (w * c))
+
+    def run_to_end(self) -> None:
+        worker = self.worker if self.active() else self._start(playing=True)
+        if worker is not None:
+            worker.run_to_end()
+            self.controls.set_playing(True)
+
+    def stop(self) -> None:
+        """Stop between two steps and join the thread; the images stay on screen."""
+        worker = self.worker
+        if worker is not None and worker.isRunning():
+            worker.stop_and_wait()
+            self._repaint()
+            if self.frame is not None and not worker.completed:
+                self.status.setText(self.status.text() + "  ·  stopped")
+        self.timer.stop()
+        self.controls.set_playing(False)
+
+    def shutdown(self) -> None:
+        self.stop()
+
+    def default_action(self) -> None:
+        """What ``--screenshot --view sample`` shows: a run in progress."""
+        self.play_pause()
+
+    def _on_speed(self, rate: float) -> None:
+        if self.worker is not None:
+            self.worker.set_rate(rate)
+
+    def _on_settings_changed(self) -> None:
+        if self.active() and self.worker.playing:
+            self._start(playing=True)  # the same seed with new settings: compare them directly
+        elif self.loaded is not None:
+            self.status.setText("New settings apply to the next run (Play).")
+            if not self.active():
+                self._show_blank()
+
+    def _on_failed(self, message: str, details: str) -> None:
+        self.context.notify(message, "error", details, source=self.loaded.name if self.loaded else "")
+        self.controls.set_playing(False)
+
+    def _on_finished(self, _serial: int) -> None:
+        if self.worker is None or not self.worker.completed:
+            return
+        self._repaint()
+        self.controls.set_playing(False)
+        self.timer.stop()
+
+    # -- painting ------------------------------------------------------------------------------------------
+    def _repaint(self) -> None:
+        worker = self.worker
+        frame = worker.latest if worker is not None else None
+        if frame is not None and (self.frame is None or frame.serial != self.frame.serial):
+            self._render(frame)
+
+    def _render(self, frame: Frame | None, force: bool = False) -> None:
+        if self.loaded is None:
+            return
+        if frame is None:
+            if force:
+                self._show_blank()
+            return
+        self.frame = frame
+        step = frame.step
+        model = self.loaded.model
+        n = step.image.shape[0]
+        if self.layout_grid is None or self.layout_grid.count != n:
+            self.layout_grid = grid_layout(n, *model.shape[1:])
+        rank = self._rank() if self.controls.overlay.isChecked() and not step.done else None
+        self.grid.set_rgb(tile_rgb(step.image, model.num_values, self.layout_grid, frame.drawn, rank))
+        self._mark(step.positions, n, step.done)
+        self._plot(step)
+        self._status(step)
+
+    def _mark(self, positions: np.ndarray, n: int, done: bool) -> None:
+        if done:
+            self.grid.clear_markers("pixel")
+        else:
+            cells = np.unique(positions[:, 1:], axis=0)[: max(MAX_MARKERS // n, 1)]
+            origins = np.array([self.layout_grid.origin(i) for i in range(n)])
+            marks = (origins[:, None, :] + cells[None, :, :]).reshape(-1, 2)
+            self.grid.set_markers("pixel", marks, theme.ACCENT, width=2.5)
+        focus = np.array([self.layout_grid.origin(self.focus)]) if n > 1 else np.zeros((0, 2))
+        self._mark_focus(focus)
+
+    def _mark_focus(self, origins: np.ndarray) -> None:
+        if len(origins) == 0:
+            self.grid.clear_markers("focus")
+            return
+        h, w = self.loaded.model.shape[1:]
+        r, c = origins[0]
+        self.grid.set_outline("focus", r - 0.5, c - 0.5, h + 1, w + 1, theme.WARN, 2.0)
+
+    def _plot(self, step) -> None:
+        model = self.loaded.model
+        position = tuple(int(v) for v in step.positions[0])
+        where = position_text(position, model.shape[0])
+        extra = f" (+{len(step.dims) - 1} more)" if len(step.dims) > 1 else ""
+        if model.num_values == 2:
+            self.plot.show_binary_batch(step.probs[:, 0, 1], step.tempered[:, 0, 1], step.values[:, 0], self.focus)
+            p = float(step.probs[self.focus, 0, 1])
+            drawn = int(step.values[self.focus, 0])
+            self.pixel_label.setText(f"Pixel {where}{extra}: p(x = 1) = {p:.2f} in image {self.focus + 1} "
+                                     f"→ drew {drawn}")
+            self.plot.set_title(f"p(xᵢ = 1 | x<ᵢ) for each image, step {step.index + 1} of {step.total}")
+        else:
+            f = self.focus
+            self.plot.show_categorical(step.probs[f, 0], step.tempered[f, 0], int(step.values[f, 0]))
+            self.pixel_label.setText(f"Pixel {where}{extra} of image {f + 1}: drew {int(step.values[f, 0])} "
+                                     f"of {model.num_values} values")
+            self.plot.set_title(f"p(xᵢ = k | x<ᵢ), image {f + 1}, step {step.index + 1} of {step.total}")
+
+    def _status(self, step) -> None:
+        now = time.perf_counter()
+        if self._rate_probe is None or step.done:
+            self._rate_probe = (now, step.index)
+        elif now - self._rate_probe[0] > 0.5:
+            self._rate = (step.index - self._rate_probe[1]) / (now - self._rate_probe[0])
+            self._rate_probe = (now, step.index)
+        state = "done" if step.done else ("playing" if self.worker and self.worker.playing else "paused")
+        rate = rate_text(self._rate) if math.isfinite(self._rate) and not step.done else ""
+        parts = [f"{state}: step {step.index + 1} of {step.total}", rate,
+                 f"{step.network_calls} network calls", f"{step.elapsed_s:.1f} s"]
+        c = self.controls
+        parts.append(f"seed {c.seed_value}, temperature {c.temperature_value:.2f}")
+        self.status.setText("  ·  ".join(p for p in parts if p))
+
+    # -- the grid ------------------------------------------------------------------------------------------
+    def _on_grid_click(self, row: int, col: int, button: int) -> None:
+        if self.layout_grid is None:
+            return
+        hit = self.layout_grid.locate(row, col)
+        if hit is None:
+            return
+        self.focus = hit[0]
+        if button == Qt.MouseButton.RightButton.value and self.frame is not None:
+            self._context_menu(*hit)
+        self._render(self.frame, force=True)
+
+    def _context_menu(self, index: int, row: int, col: int) -> None:
+        image = self.frame.step.image[index]
+        label = f"sample {index + 1} (seed {self.controls.seed_value})"
+        menu = QMenu(self)
+        menu.addAction("Score this image", lambda: self.context.send_image("score", image, label))
+        menu.addAction(f"Inspect pixel ({row}, {col}) of this image",
+                       lambda: self.context.send_image("inspect", image, label, (0, row, col)))
+        menu.popup(self.cursor().pos())
+
+
+__all__ = ["QtSampleView"]

@@ -1,0 +1,475 @@
+"""Draw or load an image and see what the model thinks of it: NLL, a per-pixel map, a percentile, a table.
+
+Scoring runs on a worker ("latest job wins") at most every 50 ms while the pen moves, so drawing never
+stutters; the comparison with every other checkpoint runs on a second worker when a stroke ends.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QPixmap
+from PySide6.QtWidgets import QFileDialog, QGridLayout, QLabel, QVBoxLayout, QWidget
+
+from app.core.errors import ImageError
+from app.core.images import load_image
+from app.core.sampling import sample
+from app.core.session import LoadedModel
+from app.ui import theme
+from app.ui.context import AppContext, SentImage
+from app.ui.example_images import Examples, synthetic_images, test_images
+from app.ui.formatting import loaded_data_description, percentile_text, position_text
+from app.ui.qt_canvas import QtDrawingCanvas
+from app.ui.qt_colorbar import QtColorBar
+from app.ui.qt_distribution_plot import QtDistributionPlot
+from app.ui.qt_pixel_view import QtPixelView
+from app.ui.rendering import INFERNO, heatmap_rgb
+from app.ui.score_jobs import (
+    ImageScore,
+    compare_checkpoints,
+    condition_for,
+    pixel_conditional,
+    reference_from_test_data,
+    reference_label,
+    reference_quantiles,
+    score_image,
+)
+from app.ui.views.qt_compare_table import QtCompareTable
+from app.ui.views.qt_score_tools import QtScoreTools
+from app.ui.workers import JobResult, JobWorker
+
+THROTTLE_MS = 50  # at most 20 scores a second while drawing
+COMPARE_DELAY_MS = 400
+
+
+def heat_limit(num_values: int) -> float:
+    """The top of the heat map's fixed scale (nats): a pixel the model found a few nats surprising is bright."""
+    return 5.0 if num_values == 2 else math.log(num_values) + 3.0
+
+
+class QtScoreView(QWidget):
+    """The Score tab. ``result`` is the latest :class:`ImageScore` on screen."""
+
+    def __init__(self, context: AppContext, parent=None) -> None:
+        super().__init__(parent)
+        self.context = context
+        self.result: ImageScore | None = None
+        self.source = "a blank canvas"
+        self.hover: tuple[int, int] | None = None
+        self._dirty = self._hover_dirty = False
+        self._references: dict[str, np.ndarray | None] = {}
+        self._tests: dict[str, Examples | None] = {}
+        self._rng = np.random.default_rng()
+        self.scorer = JobWorker()
+        self.background = JobWorker()
+        self._build()
+        self._connect()
+        context.register_quiescer(self._quiesce)
+        context.model_changed.connect(self._on_model_changed)
+        self.set_scale(context.scale)
+        self._on_model_changed(context.loaded)
+
+    # -- building ------------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.tools = QtScoreTools()
+        self.canvas = QtDrawingCanvas()
+        self.heatmap = QtPixelView(min_size=200)
+        self.colorbar = QtColorBar(INFERNO, "nats")
+        self.canvas_caption = QLabel("Your image: exactly what the model sees")
+        self.heat_caption = QLabel("−log p(xᵢ | x&lt;ᵢ) of each pixel: bright where the model was surprised")
+        self.heat_caption.setTextFormat(Qt.TextFormat.RichText)
+        for caption in (self.canvas_caption, self.heat_caption):
+            caption.setWordWrap(True)
+        self.nll = QLabel()
+        self.bpd = QLabel()
+        self.data = QLabel()
+        self.rank = QLabel()
+        self.pixel_text = QLabel()
+        self.pixel_plot = QtDistributionPlot()
+        self.pixel_plot.setMinimumHeight(160)
+        self.original = QLabel()
+        self.original.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.notes = QLabel()
+        for label in (self.data, self.rank, self.pixel_text, self.notes):
+            label.setWordWrap(True)
+        self.table = QtCompareTable()
+        self.table.table.setMinimumHeight(120)
+        panel = QVBoxLayout()
+        for widget in (self.nll, self.bpd, self.data, self.rank, self.pixel_text):
+            panel.addWidget(widget)
+        panel.addWidget(self.pixel_plot, 1)
+        panel.addWidget(self.notes)
+        panel.addWidget(self.original)
+        grid = QGridLayout(self)
+        grid.addWidget(self.tools, 0, 0, 1, 4)
+        grid.addWidget(self.canvas_caption, 1, 0)
+        grid.addWidget(self.heat_caption, 1, 1, 1, 2)
+        grid.addWidget(self.canvas, 2, 0)
+        grid.addWidget(self.heatmap, 2, 1)
+        grid.addWidget(self.colorbar, 2, 2)
+        grid.addLayout(panel, 1, 3, 2, 1)
+        grid.addWidget(self.table, 3, 0, 1, 4)
+        grid.setColumnStretch(0, 3)
+        grid.setColumnStretch(1, 3)
+        grid.setColumnStretch(3, 3)
+        grid.setRowStretch(2, 3)
+        grid.setRowStretch(3, 1)
+        self.setAcceptDrops(True)
+        self.timer = QTimer(self)
+        self.timer.setInterval(THROTTLE_MS)
+        self.timer.timeout.connect(self._tick)
+        self.compare_timer = QTimer(self)
+        self.compare_timer.setSingleShot(True)
+        self.compare_timer.setInterval(COMPARE_DELAY_MS)
+        self.compare_timer.timeout.connect(self.compare)
+
+    def _connect(self) -> None:
+        t = self.tools
+        t.tool_changed.connect(lambda erasing: setattr(self.canvas, "erasing", erasing))
+        t.size_changed.connect(lambda size: setattr(self.canvas, "brush_size", size))
+        t.clear.connect(self._clear)
+        t.invert.connect(self.canvas.invert)
+        t.load_file.connect(self.choose_file)
+        t.test_image.connect(self.load_test_image)
+        t.sample_image.connect(self.load_sample)
+        t.label_changed.connect(self._changed)
+        self.canvas.changed.connect(self._changed)
+        self.canvas.stroke_finished.connect(self._stroke_finished)
+        self.canvas.pixel_hovered.connect(self._on_hover)
+        self.heatmap.pixel_hovered.connect(self._on_hover)
+        self.canvas.pixel_clicked.connect(lambda r, c, b: self._inspect_menu(r, c, b))
+        self.heatmap.pixel_clicked.connect(lambda r, c, b: self._inspect_menu(r, c, 2))
+        self.table.compare_requested.connect(self.compare)
+        self.scorer.done.connect(self._on_done)
+        self.scorer.failed.connect(self._on_failed)
+        self.background.done.connect(self._on_done)
+        self.background.failed.connect(self._on_failed)
+
+    def set_scale(self, scale: float) -> None:
+        self.nll.setStyleSheet(theme.heading_css(scale, 2.0))
+        self.bpd.setStyleSheet(theme.heading_css(scale, 1.3))
+        self.pixel_plot.set_scale(scale)
+
+    # -- the model -----------------------------------------------------------------------------------------
+    @property
+    def loaded(self) -> LoadedModel | None:
+        return self.context.loaded
+
+    def _on_model_changed(self, loaded: LoadedModel | None) -> None:
+        self.result = None
+        self.table.clear()
+        enabled = loaded is not None
+        for widget in (self.tools, self.canvas, self.table):
+            widget.setEnabled(enabled)
+        if loaded is None:
+            self.nll.setText("No model")
+            self.data.setText("Open a checkpoint to score images.")
+            return
+        model = loaded.model
+        if (tuple(self.canvas.values.shape), self.canvas.num_values) != (tuple(model.shape), model.num_values):
+            self.canvas.set_format(tuple(model.shape), model.num_values)
+            self.source = "a blank canvas"
+        kind = "binary" if model.num_values == 2 else f"{model.num_values} levels"
+        c, h, w = model.shape
+        self.canvas_caption.setText(f"Your image: exactly what the model sees ({h}×{w}, {kind}). "
+                                    "Draw with the mouse, or drop an image file here.")
+        condition = model.config.condition
+        self.tools.set_classes(condition.num_classes if condition is not None and condition.kind == "class" else 0)
+        has_test = self._test_split(loaded) is not None
+        self.tools.test_button.setEnabled(has_test)
+        self.tools.test_button.setToolTip("A random image of the test split" if has_test else
+                                          f"The test data of {loaded.info.meta.get('dataset')} is not on this "
+                                          f"machine: ar-explorer data download {loaded.info.meta.get('dataset')}")
+        self.colorbar.set_range(0.0, heat_limit(model.num_values), open_top=True)
+        self._prepare_reference(loaded)
+        self._changed()
+        self.compare_timer.start()
+
+    def _test_split(self, loaded: LoadedModel) -> Examples | None:
+        key = str(loaded.info.meta.get("dataset"))
+        if key not in self._tests:
+            self._tests[key] = test_images(self.context.session, loaded)
+        return self._tests[key]
+
+    def _prepare_reference(self, loaded: LoadedModel) -> None:
+        if loaded.name in self._references:
+            return
+        quantiles = reference_quantiles(loaded)
+        self._references[loaded.name] = quantiles
+        if quantiles is None and self._test_split(loaded) is not None:
+            session = self.context.session
+            self.background.submit(lambda: (loaded.name, reference_from_test_data(session, loaded)), "reference")
+
+    # -- scoring -------------------------------------------------------------------------------------------
+    def _changed(self) -> None:
+        self._dirty = True
+        if not self.timer.isActive():
+            self.timer.start()
+
+    def _stroke_finished(self) -> None:
+        self._changed()
+        if self.table.auto.isChecked():
+            self.compare_timer.start()
+
+    def _tick(self) -> None:
+        loaded = self.loaded
+        if loaded is None:
+            self.timer.stop()
+            return
+        if self._dirty:
+            self._dirty = False
+            self._submit_score(loaded)
+        elif self._hover_dirty:
+            self._hover_dirty = False
+            self._submit_pixel(loaded)
+        else:
+            self.timer.stop()
+
+    def _submit_score(self, loaded: LoadedModel) -> None:
+        values = self.canvas.values.copy()
+        session, label = self.context.session, self.tools.label_value
+        reference = self._references.get(loaded.name)
+
+        def job():
+            cond = condition_for(session, loaded, values, label)
+            return score_image(loaded, values, cond, reference), values
+
+        self.scorer.submit(job, "score")
+
+    def _submit_pixel(self, loaded: LoadedModel) -> None:
+        position = self._pixel_of_interest()
+        if position is None:
+            return
+        values = self.canvas.values.copy()
+        session, label = self.context.session, self.tools.label_value
+
+        def job():
+            cond = condition_for(session, loaded, values, label)
+            return pixel_conditional(loaded, values, position, cond), values
+
+        self.scorer.submit(job, "pixel")
+
+    def _pixel_of_interest(self) -> tuple[int, int, int] | None:
+        """The hovered pixel, else the most surprising one."""
+        if self.hover is not None:
+            return (0, *self.hover)
+        if self.result is None:
+            return None
+        r, c = np.unravel_index(int(np.argmax(self.result.per_pixel_nll)), self.result.per_pixel_nll.shape)
+        return (0, int(r), int(c))
+
+    def compare(self) -> None:
+        """Score the image under every checkpoint of the same shape and values (on the background worker)."""
+        loaded = self.loaded
+        if loaded is None:
+            return
+        values, label = self.canvas.values.copy(), self.tools.label_value
+        session, infos, load = self.context.session, list(self.context.checkpoints()), self.context.model
+        if loaded.name not in {i.name for i in infos}:
+            infos.append(loaded.info)
+        k = loaded.model.num_values
+        self.background.submit(lambda: compare_checkpoints(session, infos, load, values, k, label), "compare")
+
+    def _on_done(self, result: JobResult) -> None:
+        handler = {"score": self._show_score, "pixel": self._show_pixel, "compare": self._show_compare,
+                   "reference": self._store_reference, "sample": self._show_sample}.get(result.tag)
+        if handler is not None and self.loaded is not None:
+            handler(result.value)
+
+    def _on_failed(self, tag: str, message: str, details: str) -> None:
+        what = {"score": "scoring failed", "pixel": "the pixel's distribution failed", "compare":
+                "comparing checkpoints failed", "sample": "sampling failed", "reference":
+                "scoring the test images failed"}.get(tag, tag)
+        self.context.notify(f"{what}: {message}", "error", details, source=self.loaded.name if self.loaded else "")
+
+    # -- showing -------------------------------------------------------------------------------------------
+    def _show_score(self, value) -> None:
+        result, values = value
+        if result.checkpoint != self.loaded.name:
+            return
+        self.result = result
+        model = self.loaded.model
+        self.heatmap.set_rgb(heatmap_rgb(result.per_pixel_nll, heat_limit(model.num_values)))
+        self.nll.setText(f"{result.nll_nats:.1f} nats per image")
+        self.bpd.setText(f"{result.bits_per_dim:.3f} bits/dim")
+        self.data.setText(f"−log p(x) of {self.source} under <b>{self.loaded.name}</b>, trained on "
+                          f"{loaded_data_description(self.loaded)}")
+        reference = self._references.get(self.loaded.name)
+        label = reference_label(self.loaded) if reference is not None else "test images (none scored yet)"
+        text = percentile_text(result.percentile, label)
+        self.rank.setText(text[:1].upper() + text[1:] + ".")
+        self.hover_changed_or_refresh()
+
+    def hover_changed_or_refresh(self) -> None:
+        self._hover_dirty = True
+        if not self.timer.isActive():
+            self.timer.start()
+
+    def _show_pixel(self, value) -> None:
+        conditional, values = value
+        model = self.loaded.model
+        c, r, col = conditional.position
+        if conditional.probs.shape[0] != model.num_values:
+            return
+        where = position_text(conditional.position, model.shape[0])
+        why = "under the mouse" if self.hover is not None else "the most surprising"
+        if model.num_values == 2:
+            p1 = float(conditional.probs[1])
+            self.pixel_text.setText(f"Pixel {where} ({why}): p(x = 1 | pixels before it) = {p1:.3f}; "
+                                    f"it is {conditional.value}, which costs {conditional.nll_nats:.2f} nats")
+            self.pixel_plot.show_categorical(conditional.probs, None, conditional.value, ["0 (black)", "1 (white)"])
+        else:
+            self.pixel_text.setText(f"Pixel {where} ({why}): it is {conditional.value}, p = "
+                                    f"{float(conditional.probs[conditional.value]):.3f}, "
+                                    f"{conditional.nll_nats:.2f} nats")
+            self.pixel_plot.show_categorical(conditional.probs, None, conditional.value)
+        self.pixel_plot.set_title(f"p(xᵢ | x<ᵢ) at {where}")
+        self.canvas.set_markers("pixel", [(r, col)], theme.ACCENT, 2.5)
+        self.heatmap.set_markers("pixel", [(r, col)], theme.ACCENT, 2.5)
+
+    def _show_compare(self, rows) -> None:
+        self.table.show_rows(rows, self.loaded.name)
+
+    def _store_reference(self, value) -> None:
+        name, nats = value
+        self._references[name] = nats
+        if name == self.loaded.name:
+            self._changed()
+
+    # -- images in -----------------------------------------------------------------------------------------
+    def load_file(self, path: str | Path) -> bool:
+        """Convert an image file to what the model sees; a bad file is a one-line notice and changes nothing."""
+        loaded = self.loaded
+        if loaded is None:
+            return False
+        model = loaded.model
+        try:
+            converted = load_image(path, tuple(model.shape), model.num_values)
+        except ImageError as exc:
+            self.notes.setText(f"<span style='color:{theme.ERROR}'>{exc}</span>")
+            self.context.notify(str(exc), "warning", source="image")
+            return False
+        name = Path(path).name
+        self.notes.setText(f"From <b>{name}</b> ({converted.source_size[0]}×{converted.source_size[1]} "
+                           f"{converted.source_mode}): {converted.describe()}.")
+        pixmap = QPixmap(str(path))
+        self.original.setPixmap(pixmap.scaled(120, 120, Qt.AspectRatioMode.KeepAspectRatio,
+                                              Qt.TransformationMode.SmoothTransformation) if not pixmap.isNull()
+                                else QPixmap())
+        self._set_image(converted.values, name)
+        return True
+
+    def choose_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Score an image", "",
+                                              "Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp);;All (*)")
+        if path:
+            self.load_file(path)
+
+    def load_test_image(self, index: int | None = None) -> bool:
+        loaded = self.loaded
+        found = self._test_split(loaded) if loaded is not None else None
+        if found is None:
+            self.context.notify("no test data on this machine for this checkpoint's dataset", "warning")
+            return False
+        i = int(self._rng.integers(len(found.images))) if index is None else int(index)
+        digit = f" (a {int(found.labels[i])})" if found.labels is not None else ""
+        self._describe_source(f"test image #{i}{digit} of {found.source[len('the test split of '):]}")
+        self._set_image(found.images[i], f"test image #{i}{digit}")
+        return True
+
+    def load_sample(self) -> None:
+        loaded = self.loaded
+        if loaded is None:
+            return
+        seed = int(self._rng.integers(100000))
+        session, label = self.context.session, self.tools.label_value
+        model = loaded.model
+
+        def job():
+            cond = condition_for(session, loaded, np.zeros(model.shape, np.uint8), label) \
+                if model.config.condition is not None and model.config.condition.kind == "class" else None
+            return sample(model, 1, seed=seed, cond=cond)[0].cpu().numpy().astype(np.uint8), seed
+
+        self.notes.setText(f"Sampling one image from {loaded.name} (seed {seed})…")
+        self.background.submit(job, "sample")
+
+    def _show_sample(self, value) -> None:
+        values, seed = value
+        if tuple(values.shape) == tuple(self.canvas.values.shape):
+            self._describe_source(f"a sample of {self.loaded.name} (seed {seed})")
+            self._set_image(values, f"a sample (seed {seed})")
+
+    def receive_image(self, sent: SentImage) -> None:
+        """An image from another view (a sample, ...)."""
+        if self.loaded is None or tuple(sent.values.shape) != tuple(self.canvas.values.shape):
+            self.context.notify("that image does not fit the current model", "warning")
+            return
+        self._describe_source(sent.label)
+        self._set_image(sent.values, sent.label)
+
+    def _describe_source(self, text: str) -> None:
+        self.notes.setText(f"From {text}.")
+        self.original.setPixmap(QPixmap())
+
+    def _set_image(self, values: np.ndarray, source: str) -> None:
+        self.source = source
+        self.hover = None
+        self.canvas.set_values(values)
+
+    def _clear(self) -> None:
+        self.source = "a blank canvas"
+        self.notes.setText("")
+        self.original.setPixmap(QPixmap())
+        self.canvas.clear()
+
+    def _on_hover(self, row: int, col: int) -> None:
+        self.hover = (row, col) if row >= 0 else None
+        self.hover_changed_or_refresh()
+
+    def _inspect_menu(self, row: int, col: int, button: int) -> None:
+        if button == Qt.MouseButton.RightButton.value and self.loaded is not None:
+            self.context.send_image("inspect", self.canvas.values, self.source, (0, row, col))
+
+    # -- drag and drop -------------------------------------------------------------------------------------
+    def dragEnterEvent(self, event) -> None:  # noqa: N802
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        for url in event.mimeData().urls():
+            if url.isLocalFile():
+                self.load_file(url.toLocalFile())
+                event.acceptProposedAction()
+                return
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+    def default_action(self) -> None:
+        """What ``--screenshot --view score`` shows: a test digit (or a drawn 3) with its map and table."""
+        if self._test_split(self.loaded) is not None:
+            self.load_test_image(0)
+        else:
+            model = self.loaded.model
+            examples = synthetic_images(tuple(model.shape), model.num_values, 40, seed=3)
+            threes = np.nonzero(examples.labels == 3)[0]
+            index = int(threes[0]) if len(threes) else 0
+            self._describe_source(examples.source)
+            self._set_image(examples.images[index], f"a drawn {int(examples.labels[index])}")
+        self.compare()
+
+    def _quiesce(self) -> None:
+        self.timer.stop()
+        self.compare_timer.stop()
+        self.scorer.drain()
+        self.background.drain()
+
+    def shutdown(self) -> None:
+        self.timer.stop()
+        self.compare_timer.stop()
+        self.scorer.stop_and_wait()
+        self.background.stop_and_wait()
+
+
+__all__ = ["QtScoreView", "heat_limit"]
