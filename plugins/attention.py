@@ -60,10 +60,14 @@ class CausalSelfAttention(nn.Module):
         end = start + h.shape[1]
         cache_k[:, :, start:end] = k
         cache_v[:, :, start:end] = v
-        rows = torch.arange(start, end, device=h.device)[:, None]
-        mask = torch.arange(end, device=h.device)[None, :] <= rows
-        y = F.scaled_dot_product_attention(q, cache_k[:, :, :end], cache_v[:, :, :end], attn_mask=mask)
-        return self._merge(y)
+        # Written out rather than through scaled_dot_product_attention: for one query over a cache slice it is
+        # about twice as fast on a CPU.
+        scores = (q @ cache_k[:, :, :end].transpose(-1, -2)) * q.shape[-1] ** -0.5
+        if h.shape[1] > 1:
+            rows = torch.arange(start, end, device=h.device)[:, None]
+            hidden = torch.arange(end, device=h.device)[None, :] > rows
+            scores = scores.masked_fill(hidden, float("-inf"))
+        return self._merge(torch.softmax(scores, dim=-1) @ cache_v[:, :, :end])
 
 
 class Block(nn.Module):
