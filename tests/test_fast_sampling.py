@@ -1,0 +1,187 @@
+"""Cached sampling (Fast PixelCNN) draws exactly what naive re-evaluation draws, step by step and to the end."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from app.core.errors import ModelError
+from app.core.model import ConditionSpec
+from app.core.sampling import NaiveSampler, prepare_run, sample, sample_steps
+from plugins import fast_pixelcnn
+from plugins.fast_pixelcnn import CachedSampler, make_cached_sampler, resolve_engine
+from plugins.gated_pixelcnn import SPEC as GATED
+from plugins.gated_pixelcnn import GatedPixelCNN
+from plugins.pixelcnn import SPEC as PIXELCNN
+
+SMALL = {
+    "pixelcnn": {"channels": 8, "layers": 2, "kernel": 3, "first_kernel": 5, "head_channels": 8},
+    "gated-pixelcnn": {"channels": 8, "layers": 3, "kernel": 3, "first_kernel": 5, "head_channels": 8},
+}
+
+
+def randomised(spec, shape=(1, 28, 28), k=2, seed=0, condition=None):
+    """A small untrained model whose weights are pushed far from the initialisation (varied conditionals)."""
+    if condition is not None:
+        spec = dataclasses.replace(spec, condition=condition)
+    torch.manual_seed(seed)
+    model = spec.create(spec.make_config(shape, k, SMALL[spec.name])).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return model
+
+
+@pytest.mark.parametrize(
+    ("spec", "k", "size"),
+    [(PIXELCNN, 2, 28), (PIXELCNN, 4, 28), (GATED, 2, 28), (GATED, 4, 14)],
+    ids=["pixelcnn-2", "pixelcnn-4", "gated-2", "gated-4"],
+)
+def test_cached_draws_the_naive_images(spec, k, size):
+    model = randomised(spec, shape=(1, size, size), k=k)
+    drawn = []
+    for seed in (0, 7):
+        naive = sample(model, 2, seed=seed, mode="naive")
+        cached = sample(model, 2, seed=seed, mode="cached")
+        assert torch.equal(naive, cached)
+        drawn.append(cached)
+    # Not trivially equal: the conditionals are varied, so other seeds draw other images, of several values.
+    assert not torch.equal(*drawn)
+    assert len(torch.unique(drawn[0])) == k
+
+
+def test_step_conditionals_are_the_models_conditionals():
+    model = randomised(GATED, shape=(1, 10, 9), k=4)
+    steps = list(sample_steps(model, 2, seed=3, mode="cached", temperature=0.8))
+    final = torch.as_tensor(steps[-1].image).float()
+    with torch.no_grad():
+        expected = model.conditionals(final).reshape(2, -1, 4)
+    for step in steps:
+        got = torch.as_tensor(step.probs)
+        assert torch.allclose(got, expected[:, step.dims], atol=1e-5), f"step {step.index}"
+    # The live loop (probs/commit) and the headless loop (sample_to_end) draw the same images.
+    assert np.array_equal(steps[-1].image, sample(model, 2, seed=3, mode="cached", temperature=0.8).numpy())
+
+
+def test_colour_pixelcnn_with_channel_groups():
+    model = randomised(PIXELCNN, shape=(3, 6, 7), k=4)
+    for seed in (0, 1):
+        assert torch.equal(sample(model, 2, seed=seed, mode="naive"), sample(model, 2, seed=seed, mode="cached"))
+
+
+@pytest.mark.parametrize("spec", [PIXELCNN, GATED], ids=["pixelcnn", "gated"])
+def test_class_conditional_and_completion(spec):
+    model = randomised(spec, shape=(1, 9, 8), condition=ConditionSpec("class", num_classes=3))
+    with torch.no_grad():
+        for layer_bias in (m for m in model.modules() if isinstance(m, torch.nn.Embedding)):
+            layer_bias.weight.normal_(0, 1.0)
+    labels = torch.tensor([0, 2, 1])
+    naive = sample(model, 3, seed=5, cond=labels, mode="naive")
+    cached = sample(model, 3, seed=5, cond=labels, mode="cached")
+    assert torch.equal(naive, cached)
+    known = np.zeros((9, 8), dtype=bool)
+    known[:4] = True
+    known[6, 2:5] = True
+    init = torch.randint(0, 2, (1, 1, 9, 8)).float()
+    kwargs = {"seed": 2, "cond": labels, "init": init, "known": known}
+    naive = sample(model, 3, mode="naive", **kwargs)
+    cached = sample(model, 3, mode="cached", **kwargs)
+    assert torch.equal(naive, cached)
+    assert torch.equal(cached[:, 0][:, torch.as_tensor(known)], init[0, 0][torch.as_tensor(known)].long().expand(3, -1))
+    stepped = list(sample_steps(model, 3, mode="cached", every=1000, **kwargs))[-1].image
+    assert np.array_equal(stepped, cached.numpy())
+
+
+def test_sampler_is_cached_and_counts_one_call_per_step():
+    model = randomised(GATED, shape=(1, 5, 5))
+    run = prepare_run(model, 2, mode="cached")
+    assert isinstance(run.sampler, CachedSampler)
+    with torch.no_grad():
+        for index in range(run.total):
+            run.step(index)
+    assert run.sampler.network_calls == 25
+
+
+def test_sampler_only_goes_forward():
+    model = randomised(PIXELCNN, shape=(1, 4, 4))
+    run = prepare_run(model, 1, mode="cached")
+    with torch.no_grad():
+        for index in range(6):
+            run.step(index)
+        again = run.sampler.probs(5)  # asking again for the current step is fine
+        assert again.shape == (1, 1, 2)
+        with pytest.raises(ModelError, match="only goes forward"):
+            run.sampler.probs(2)
+
+
+def test_a_subclass_with_its_own_forward_samples_naively():
+    class Shifted(GatedPixelCNN):
+        def forward(self, x, cond=None, ordering=None):
+            return super().forward(x, cond, ordering) + 1.0
+
+    config = GATED.make_config((1, 4, 4), 2, SMALL["gated-pixelcnn"])
+    model = GATED.create(config)
+    plain = Shifted(config)
+    plain.spec = GATED
+    x = torch.zeros(1, 1, 4, 4)
+    assert isinstance(make_cached_sampler(model, x), CachedSampler)
+    assert isinstance(make_cached_sampler(plain, x), NaiveSampler)
+
+
+def test_non_finite_probabilities_are_an_error():
+    model = randomised(PIXELCNN, shape=(1, 5, 5))
+    with torch.no_grad():
+        model.head2.bias.fill_(float("nan"))
+    with pytest.raises(ModelError, match="NaN or infinite"):
+        sample(model, 2, mode="cached")
+
+
+def test_engines_fall_back_to_eager_off_cuda(monkeypatch):
+    cpu = torch.device("cpu")
+    for engine in ("auto", "eager", "graph", "compile"):
+        assert resolve_engine(engine, cpu) == "eager"
+    assert resolve_engine("auto", torch.device("cuda")) == "graph"
+    with pytest.raises(ModelError, match="choose one of"):
+        resolve_engine("turbo", cpu)
+    monkeypatch.setenv(fast_pixelcnn.ENGINE_VARIABLE, "graph")
+    model = randomised(GATED, shape=(1, 4, 4))
+    sampler = make_cached_sampler(model, torch.zeros(1, 1, 4, 4))
+    assert sampler.engine == "eager"
+    monkeypatch.setenv(fast_pixelcnn.ENGINE_VARIABLE, "warp")
+    with pytest.raises(ModelError, match="AR_EXPLORER_CACHED_ENGINE"):
+        make_cached_sampler(model, torch.zeros(1, 1, 4, 4))
+
+
+def test_a_shared_program_sees_new_weights():
+    """Programs kept with a model (for CUDA graphs) re-derive their weights at every run."""
+    model = randomised(PIXELCNN, shape=(1, 6, 6))
+    program = fast_pixelcnn.shared_program(model, 2)
+    assert fast_pixelcnn.shared_program(model, 2) is program
+
+    def run_shared(seed):
+        run = prepare_run(model, 2, seed=seed, mode="naive")
+        with torch.no_grad():
+            program.reset(run.canvas, None)
+            program.uniforms.copy_(run.uniforms)
+            for _ in range(program.height):
+                program.run_row(1.0, False)
+        return program.canvas.round().long()
+
+    assert torch.equal(run_shared(4), sample(model, 2, seed=4, mode="naive"))
+    with torch.no_grad():
+        model.head2.bias.add_(torch.tensor([3.0]))
+    assert torch.equal(run_shared(4), sample(model, 2, seed=4, mode="naive"))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("engine", ["eager", "graph"])
+def test_cuda_engines_draw_the_naive_images(monkeypatch, engine):
+    monkeypatch.setenv(fast_pixelcnn.ENGINE_VARIABLE, engine)
+    for spec in (PIXELCNN, GATED):
+        model = randomised(spec).cuda()
+        for seed in (0, 1):
+            assert torch.equal(sample(model, 4, seed=seed, mode="naive"), sample(model, 4, seed=seed, mode="cached"))
