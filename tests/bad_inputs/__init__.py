@@ -1,0 +1,1 @@
+"""The bad-input corpus, made by code in :mod:`bad_inputs.make` (never downloaded)."""
