@@ -354,18 +354,6 @@ def _shape_problems(expected: dict[str, tuple[int, ...]], found: dict[str, tuple
     return parts
 
 
-def _meta_shapes(registry: Registry, meta: dict[str, Any], source: str) -> dict[str, tuple[int, ...]] | None:
-    """The tensor shapes of the model a config describes, built on the meta device (no memory is allocated
-    for its weights); None where the plugin cannot build on the meta device."""
-    spec, config = _spec_and_config(registry, meta, source)
-    try:
-        with torch.device("meta"):
-            model = spec.create(config)
-    except Exception:  # noqa: BLE001 - a plugin that needs real tensors to build: checked after loading
-        return None
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
-
-
 def load_checkpoint(
     ref: str | Path,
     registry: Registry,
@@ -380,21 +368,17 @@ def load_checkpoint(
     if expect_model is not None and info.model != expect_model:
         raise CheckpointError(f"{info.name} is a checkpoint of {info.model!r}, not of {expect_model!r}")
     source = info.weights.name
-    header = read_header(info.weights)
-    in_file = {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
-    planned = _meta_shapes(registry, info.meta, source)
-    if planned is not None:
-        _refuse_mismatch(info, _shape_problems(planned, in_file))
     model = build_model(registry, info.meta, source)
+    expected = model.state_dict()
+    shapes = {k: tuple(v.shape) for k, v in expected.items()}
+    # The header says what the file holds: a mismatch is refused before any weight is read.
+    header = read_header(info.weights)
+    _refuse_mismatch(info, _shape_problems(shapes, {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}))
     try:
         state = load_file(str(info.weights), device="cpu")
     except Exception as exc:  # noqa: BLE001 - safetensors raises several types on a corrupt file
         raise CheckpointError(f"{source} is corrupt: {' '.join(str(exc).split())[:200]}") from None
-    expected = model.state_dict()
-    _refuse_mismatch(
-        info,
-        _shape_problems({k: tuple(v.shape) for k, v in expected.items()}, {k: tuple(v.shape) for k, v in state.items()}),
-    )
+    _refuse_mismatch(info, _shape_problems(shapes, {k: tuple(v.shape) for k, v in state.items()}))
     state = {k: v.to(expected[k].dtype) for k, v in state.items()}
     for key, tensor in state.items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():

@@ -1,0 +1,278 @@
+"""Checkpoints from anywhere: corrupt, truncated, lying, mismatched or pickle-based files are refused with the
+reason; nothing inside a pickle is ever executed, by any entry point; CUDA-saved checkpoints load on the CPU."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+
+import pytest
+import torch
+from bad_inputs.checks import assert_cli_refused, assert_one_line, run_cli
+from bad_inputs.make import (
+    Case,
+    checkpoints,
+    images,
+    nan_checkpoint,
+    pickle_that_creates,
+    tiny_checkpoint,
+    torch_file_that_creates,
+)
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app.core.checkpoints import PICKLE_SUFFIXES, list_checkpoints, load_checkpoint, read_info
+from app.core.errors import CheckpointError, DeviceError
+
+_VALID: list[bytes] = []
+
+
+def tiny_checkpoint_bytes() -> bytes:
+    """The bytes of a valid tiny checkpoint, made once (the corpus mutates them)."""
+    if not _VALID:
+        import tempfile
+        from pathlib import Path
+
+        with tempfile.TemporaryDirectory() as folder:
+            _VALID.append(tiny_checkpoint(Path(folder)).read_bytes())
+    return _VALID[0]
+
+
+CASES = checkpoints(tiny_checkpoint_bytes())
+
+
+def _refused(path, registry, reason: str = "") -> str:
+    with pytest.raises(CheckpointError) as caught:
+        read_info(path)
+        load_checkpoint(path, registry)
+    return assert_one_line(caught.value, CheckpointError, reason)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_corrupt_and_lying_checkpoints_are_refused(case: Case, tmp_path, registry) -> None:
+    _refused(case.write(tmp_path), registry, case.reason)
+
+
+def test_the_valid_checkpoint_they_are_made_from_loads(tmp_path, registry) -> None:
+    path = tmp_path / "valid.safetensors"
+    path.write_bytes(tiny_checkpoint_bytes())
+    model, info = load_checkpoint(path, registry)
+    assert info.model == "made" and tuple(model.shape) == (1, 4, 4)
+
+
+def test_nan_weights_are_refused(tmp_path, registry) -> None:
+    _refused(nan_checkpoint(tmp_path), registry, "nan")
+
+
+def test_a_checkpoint_of_another_model_is_refused_where_one_is_expected(tmp_path, registry) -> None:
+    path = tiny_checkpoint(tmp_path)
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(path, registry, expect_model="pixelcnn")
+    assert_one_line(caught.value, CheckpointError, "not of 'pixelcnn'")
+
+
+def test_shapes_are_compared_before_the_weights_are_read(tmp_path, registry, monkeypatch) -> None:
+    """A config that does not match the weights is refused from the header alone, without reading the data."""
+    path = next(c for c in CASES if c.name == "other-size.safetensors").write(tmp_path)
+
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("the weights were read")
+
+    monkeypatch.setattr("app.core.checkpoints.load_file", must_not_load)
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_checkpoint(path, registry)
+
+
+def test_a_broken_sidecar_is_ignored_and_the_weights_header_used(tmp_path, registry) -> None:
+    path = tiny_checkpoint(tmp_path, meta={"epochs": 3.0})
+    for junk in ("{not json", "[1, 2]", json.dumps({"model": "pixelcnn", "epochs": 99.0}), ""):
+        path.with_suffix(".json").write_text(junk)
+        info = read_info(path)
+        assert info.model == "made" and info.meta.get("epochs") == 3.0
+        load_checkpoint(path, registry)
+
+
+def test_every_corrupt_file_in_a_checkpoint_folder_is_skipped(tmp_path, registry, monkeypatch, capsys) -> None:
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    for case in CASES:
+        case.write(folder)
+    (folder / "planted.safetensors").write_bytes(pickle_that_creates(tmp_path / "marker"))
+    tiny_checkpoint(folder, "the-good-one")
+    readable = set()
+    for path in sorted(folder.glob("*.safetensors")):  # the listing reads headers only, never weights
+        try:
+            readable.add(read_info(path).name)
+        except CheckpointError:
+            pass
+    assert "the-good-one" in readable and not {"planted", "empty", "offsets-strings"} & readable
+    registry.checkpoint_dirs.append(folder)
+    assert {info.name for info in list_checkpoints(registry) if info.weights.parent == folder} == readable
+    monkeypatch.setenv("AR_EXPLORER_CHECKPOINTS", str(folder))
+    result = run_cli(capsys, ["models", "--json"])
+    assert result.code == 0, result.err
+    assert {c["name"] for c in json.loads(result.out)["checkpoints"]} >= readable
+    assert not (tmp_path / "marker").exists()
+
+
+# pickles: refused, never executed --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_unpickling(monkeypatch):
+    """Record any attempt to unpickle or ``torch.load`` (the marker file is the proof; this says where)."""
+    calls: list[str] = []
+
+    def record(name):
+        def called(*args, **kwargs):
+            calls.append(name)
+            raise AssertionError(f"{name} was called on an untrusted file")
+
+        return called
+
+    monkeypatch.setattr(pickle, "load", record("pickle.load"))
+    monkeypatch.setattr(pickle, "loads", record("pickle.loads"))
+    monkeypatch.setattr(torch, "load", record("torch.load"))
+    return calls
+
+
+def test_the_planted_pickles_really_would_run(tmp_path) -> None:
+    """The proof is only worth something if loading the planted files does create the marker."""
+    import io
+
+    marker = tmp_path / "ran"
+    pickle.loads(pickle_that_creates(marker))
+    assert marker.exists()
+    marker.unlink()
+    torch.load(io.BytesIO(torch_file_that_creates(marker)), weights_only=False)
+    assert marker.exists()
+
+
+def _planted(tmp_path):
+    """Every way a pickle can be handed to the app: each pickle suffix, and pickles renamed to .safetensors."""
+    marker = tmp_path / "pickle-was-executed"
+    folder = tmp_path / "planted"
+    folder.mkdir()
+    files = []
+    for i, suffix in enumerate(sorted(PICKLE_SUFFIXES)):
+        make = pickle_that_creates if i % 2 else torch_file_that_creates
+        files.append(folder / f"model{suffix}")
+        files[-1].write_bytes(make(marker))
+    for name, make in (("plain", pickle_that_creates), ("torch", torch_file_that_creates)):
+        path = folder / f"renamed-{name}.safetensors"
+        path.write_bytes(make(marker))
+        path.with_suffix(".json").write_text(json.dumps({"model": "made", "config": {}}))
+        files.append(path)
+    return marker, folder, files
+
+
+def test_no_entry_point_executes_a_pickle(tmp_path, registry, capsys, monkeypatch, no_unpickling) -> None:
+    from app.core.session import Session
+
+    marker, folder, files = _planted(tmp_path)
+    image = next(c for c in images() if c.name == "grey.png").write(tmp_path)
+    refs = [*files, *(f.with_suffix("") for f in files if f.suffix == ".safetensors")]
+    for ref in refs:
+        for call in (read_info, lambda r: load_checkpoint(r, registry), lambda r: Session(registry, "cpu").load(r)):
+            with pytest.raises(CheckpointError) as caught:
+                call(ref)
+            assert_one_line(caught.value, CheckpointError)
+        for command in (
+            ["sample", "--checkpoint", ref, "--out", tmp_path / "s.png", "--device", "cpu"],
+            ["score", image, "--checkpoint", ref],
+            ["eval", "--checkpoint", ref, "--dataset", "synthetic-digits", "--limit", "4"],
+        ):
+            assert_cli_refused(run_cli(capsys, command), "pickle")
+    resume = folder / "renamed-torch.safetensors"
+    result = run_cli(capsys, ["train", "--model", "made", "--dataset", "synthetic-digits", "--out", resume,
+                              "--resume", "--limit", "32", "--epochs", "0.1"])
+    assert_cli_refused(result, "pickle")
+    monkeypatch.setenv("AR_EXPLORER_CHECKPOINTS", str(folder))
+    assert run_cli(capsys, ["models", "--json"]).code == 0
+    assert not marker.exists(), "a pickle was executed"
+    assert no_unpickling == []
+
+
+# devices ---------------------------------------------------------------------------------------------------------
+
+
+def test_a_checkpoint_trained_on_cuda_loads_on_the_cpu(tmp_path, registry) -> None:
+    """Training on a GPU records CUDA in the metadata; safetensors stores no device: it loads on the CPU."""
+    cuda_meta = {"device": "CUDA (NVIDIA H200)", "world_size": 1, "train_config": {"precision": "bf16"}}
+    path = tiny_checkpoint(tmp_path, meta=cuda_meta)
+    header = path.read_bytes()[8 : 8 + int.from_bytes(path.read_bytes()[:8], "little")]
+    assert b"cuda:" not in header.lower()  # no tensor is tied to a device in the file
+    model, info = load_checkpoint(path, registry, device="cpu")
+    assert info.meta["device"].startswith("CUDA")
+    assert all(p.device.type == "cpu" for p in model.parameters())
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+def test_asking_for_a_missing_gpu_is_a_clear_error(tmp_path, registry) -> None:
+    from app.core.session import Session
+
+    with pytest.raises(DeviceError) as caught:
+        Session(registry, "cuda")
+    assert_one_line(caught.value, DeviceError, "--device cpu")
+
+
+def test_out_of_memory_on_the_gpu_falls_back_to_the_cpu(tmp_path, registry, monkeypatch) -> None:
+    from app.core.session import Session
+
+    path = tiny_checkpoint(tmp_path)
+    moved_to = []
+    real_to = torch.nn.Module.to
+
+    def to(self, *args, **kwargs):
+        target = torch.device(args[0]) if args and isinstance(args[0], (str, torch.device)) else None
+        moved_to.append(str(target))
+        if target is not None and target.type == "cuda":
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_to(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.Module, "to", to)
+    loaded = Session(registry, "cpu").load(path, device="cuda")
+    assert "cuda" in moved_to
+    assert loaded.model.device.type == "cpu"
+    assert any("out of memory" in note and "CPU" in note for note in loaded.notes)
+
+
+def test_other_gpu_errors_are_not_mistaken_for_out_of_memory(tmp_path, registry, monkeypatch) -> None:
+    from app.core.session import Session
+
+    path = tiny_checkpoint(tmp_path)
+
+    def to(self, *args, **kwargs):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setattr(torch.nn.Module, "to", to)
+    with pytest.raises(RuntimeError, match="illegal memory access"):
+        Session(registry, "cpu").load(path, device="cuda")
+
+
+# properties ------------------------------------------------------------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    cut=st.one_of(st.none(), st.integers(0, 4000)),
+    flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 7)), max_size=4),
+)
+def test_property_truncated_or_bit_flipped_checkpoints(cut, flips, tmp_path_factory, registry) -> None:
+    data = bytearray(tiny_checkpoint_bytes())
+    if cut is not None:
+        data = data[: cut % (len(data) + 1)]
+    for where, bit in flips:
+        if data:
+            data[where % len(data)] ^= 1 << bit
+    folder = tmp_path_factory.mktemp("mutated")
+    path = folder / "mutated.safetensors"
+    path.write_bytes(bytes(data))
+    try:
+        model, _ = load_checkpoint(path, registry)
+    except CheckpointError as error:
+        assert_one_line(error, CheckpointError)
+    else:
+        assert all(torch.isfinite(p).all() for p in model.parameters())
+    shutil.rmtree(folder)
