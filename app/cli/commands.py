@@ -213,15 +213,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     bar = ProgressBar(1, f"{spec.name}") if rank == 0 else None
     last = None
-    for event in train(model, train_split, valid_split, cfg, out, meta, resume=args.resume):
-        last = event
-        if bar is None:
-            continue
-        bar.total = event.total_steps
-        if event.kind == "step":
-            bar.update(event.step, f"train {event.train_nll:.2f} nats/img, {event.images_per_s:.0f} img/s")
-        elif event.kind == "eval":
-            bar.update(event.step, f"valid {event.valid_nll:.2f} nats (best {event.best_valid_nll:.2f})")
+    with _writing(str(out)):  # a full disk while saving: one line, and the last good checkpoint is intact
+        for event in train(model, train_split, valid_split, cfg, out, meta, resume=args.resume):
+            last = event
+            if bar is None:
+                continue
+            bar.total = event.total_steps
+            if event.kind == "step":
+                bar.update(event.step, f"train {event.train_nll:.2f} nats/img, {event.images_per_s:.0f} img/s")
+            elif event.kind == "eval":
+                bar.update(event.step, f"valid {event.valid_nll:.2f} nats (best {event.best_valid_nll:.2f})")
     if bar is not None:
         bar.close()
     if world > 1:
