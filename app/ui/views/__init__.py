@@ -55,6 +55,8 @@ VIEWS: list[ViewSpec] = [
              "Draw or load an image and see its likelihood, pixel by pixel"),
     ViewSpec("inspect", "Inspect", "app.ui.views.qt_inspect_view:QtInspectView",
              "Click a pixel: its conditional distribution and what it can see"),
+    ViewSpec("toy", "1-D / 2-D demos", "app.ui.views.qt_toy_view:QtToyView",
+             "Train a histogram, a logistic mixture or p(x1) p(x2 | x1) live on toy data and watch its density"),
 ]
 
 
