@@ -82,7 +82,9 @@ class CachedProgram:
     """
 
     def __init__(self, model: ARModel, batch: int, canvas: Tensor | None = None) -> None:
-        self.model = model
+        # A weak reference: programs kept with a model (see shared_program) must not keep it alive.
+        self._model = weakref.ref(model)
+        self.likelihood = model.likelihood
         self.batch = batch
         self.device = model.device
         self.dtype = model._dtype()
@@ -105,6 +107,13 @@ class CachedProgram:
         self.lock = threading.Lock()
         self.graphs: dict[tuple, torch.cuda.CUDAGraph] = {}
         self.compiled: dict[tuple, Callable[[], None]] = {}
+
+    @property
+    def model(self) -> ARModel:
+        model = self._model()
+        if model is None:
+            raise ModelError("the model of this cached sampler no longer exists")
+        return model
 
     # what subclasses implement --------------------------------------------------------------------------
     def refresh(self, cond: Tensor | None) -> None:
@@ -239,7 +248,7 @@ class PixelCNNProgram(CachedProgram):
         params = out.view(self.batch, self.channels, -1)
         if self.channels > 1:
             params = params.index_select(1, self.tab_channel.index_select(0, self.step))
-        return self.model.likelihood.probs(params)
+        return self.likelihood.probs(params)
 
     def _write_input(self, values: Tensor) -> None:
         index = self.tab_image.index_select(0, self.step)
@@ -362,7 +371,7 @@ class GatedPixelCNNProgram(CachedProgram):
         skip = torch.addmm(self.skip_bias, torch.cat(gates, 1), self.skip_weight)
         out = torch.addmm(self.head_biases[0], F.relu(skip), self.head_weights[0])
         out = torch.addmm(self.head_biases[1], F.relu(out), self.head_weights[1])
-        return self.model.likelihood.probs(out.view(self.batch, 1, -1))
+        return self.likelihood.probs(out.view(self.batch, 1, -1))
 
     def _write_input(self, values: Tensor) -> None:
         index = self.tab_image.index_select(0, self.step)
