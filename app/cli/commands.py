@@ -187,6 +187,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if rank == 0:
         print(f"training {spec.title} on {dataset.title} [{dataset.binarization}] on {session.device}"
               f"{f' x{world} processes' if world > 1 else ''} -> {out}", file=sys.stderr)
+    # The data first: a missing dataset is reported before minutes go into building or loading a model.
+    train_split = session.split(dataset, "train", args.limit)
+    valid_split = session.split(dataset, "valid", args.valid_limit) if "valid" in dataset.splits else None
     if args.resume and out.exists():
         model, info = load_checkpoint(out, session.registry, session.device, expect_model=spec.name)
         meta = {k: info.meta[k] for k in ("dataset", "binarization", "images_seen") if k in info.meta}
@@ -205,8 +208,6 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"building {spec.title} with these hyperparameters failed: {type(exc).__name__}: {exc}"
             ) from None
         meta = {"dataset": dataset.name, "binarization": dataset.binarization}
-    train_split = session.split(dataset, "train", args.limit)
-    valid_split = session.split(dataset, "valid", args.valid_limit) if "valid" in dataset.splits else None
     cfg = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, max_minutes=args.max_minutes,
         eval_every=args.eval_every, seed=args.seed, precision=args.precision, log_every=args.log_every,

@@ -10,7 +10,9 @@ import hashlib
 import http.client
 import math
 import os
+import shlex
 import shutil
+import subprocess
 import urllib.request
 import zipfile
 import zlib
@@ -125,7 +127,8 @@ def read_idx(path: Path) -> np.ndarray:
     dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     expected = math.prod(dims)  # Python integers: a forged header cannot overflow them
     if len(data) - header != expected:
-        raise DataError(f"{path} is truncated: {len(data) - header} bytes of data, the header says {expected}")
+        claimed = str(expected) if expected < 10**12 else "more than 10^12"
+        raise DataError(f"{path} is truncated: {len(data) - header} bytes of data, the header says {claimed}")
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims).copy()
 
 
@@ -251,7 +254,15 @@ def download_dataset(spec: DatasetSpec, data_dir: Path, progress: Callable[[str,
 
 
 def missing_data_message(spec: DatasetSpec, data_dir: Path, looked_for: str) -> str:
+    """The message for a dataset that is not in ``data_dir``, ending with the command that gets it (quoted
+    for the shell, so that it can be pasted whatever the folder's name)."""
     return (
         f"{spec.title} is not in {data_dir} (looked for {looked_for}). Get it with: "
-        f"ar-explorer data download {spec.name} --data-dir {data_dir}"
+        f"ar-explorer data download {spec.name} --data-dir {_shell_quote(str(data_dir))}"
     )
+
+
+def _shell_quote(text: str) -> str:
+    if os.name == "nt":
+        return subprocess.list2cmdline([text])
+    return shlex.quote(text)

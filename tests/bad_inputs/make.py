@@ -231,12 +231,19 @@ def tiny_model(hidden: int = 8, shape: tuple[int, int, int] = (1, 4, 4)):
     return SPEC.create(SPEC.make_config(shape, 2, {"hidden": [hidden], "num_masks": 1}))
 
 
-def tiny_checkpoint(folder: Path, name: str = "tiny", hidden: int = 8, meta: dict | None = None) -> Path:
+def tiny_checkpoint(
+    folder: Path,
+    name: str = "tiny",
+    hidden: int = 8,
+    meta: dict | None = None,
+    shape: tuple[int, int, int] = (1, 4, 4),
+) -> Path:
     """Save a valid tiny checkpoint in ``folder``; returns the ``.safetensors`` path."""
     from app.core.checkpoints import save_checkpoint
 
     folder.mkdir(parents=True, exist_ok=True)
-    info = save_checkpoint(tiny_model(hidden), folder / name, {"dataset": "synthetic-digits", **(meta or {})})
+    model = tiny_model(hidden, shape)
+    info = save_checkpoint(model, folder / name, {"dataset": "synthetic-digits", **(meta or {})})
     return info.weights
 
 
