@@ -167,7 +167,7 @@ def _planted(tmp_path):
     return marker, folder, files
 
 
-def test_no_entry_point_executes_a_pickle(tmp_path, registry, capsys, monkeypatch, no_unpickling) -> None:
+def test_no_entry_point_executes_a_pickle(tmp_path, registry, capsys, monkeypatch, no_unpickling, tiny_binarized) -> None:
     from app.core.session import Session
 
     marker, folder, files = _planted(tmp_path)
@@ -185,8 +185,8 @@ def test_no_entry_point_executes_a_pickle(tmp_path, registry, capsys, monkeypatc
         ):
             assert_cli_refused(run_cli(capsys, command), "pickle")
     resume = folder / "renamed-torch.safetensors"
-    result = run_cli(capsys, ["train", "--model", "made", "--dataset", "synthetic-digits", "--out", resume,
-                              "--resume", "--limit", "32", "--epochs", "0.1"])
+    result = run_cli(capsys, ["train", "--model", "made", "--dataset", "binarized-mnist", "--data-dir", tiny_binarized,
+                              "--out", resume, "--resume", "--limit", "32", "--epochs", "0.1"])
     assert_cli_refused(result, "pickle")
     monkeypatch.setenv("AR_EXPLORER_CHECKPOINTS", str(folder))
     assert run_cli(capsys, ["models", "--json"]).code == 0

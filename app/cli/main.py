@@ -18,8 +18,13 @@ EXIT_INTERRUPTED = 130
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--strict-plugins", action="store_true", help="make any plugin failure fatal (for plugin authors)")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    # SUPPRESS: a subcommand that is not given the flag must not reset it to False when it came before the
+    # subcommand (``ar-explorer --strict-plugins models``); the top-level parser holds the defaults.
+    parser.add_argument(
+        "--strict-plugins", action="store_true", default=argparse.SUPPRESS,
+        help="make any plugin failure fatal (for plugin authors)",
+    )
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="See inside autoregressive likelihood models of images. With no command, opens the app.",
     )
     _add_common(parser)
+    parser.set_defaults(strict_plugins=False, debug=False)
     parser.add_argument("--screenshot", metavar="PATH", help="open the app, run a view's default action, save a PNG, exit")
     parser.add_argument("--view", default=None, help="the view to open (sample, score, inspect, ...)")
     parser.add_argument("--after", type=float, default=3.0, metavar="SECONDS", help="seconds before the screenshot")

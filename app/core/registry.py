@@ -210,6 +210,7 @@ class Registry:
         return True
 
     def _record_failure(self, status: PluginStatus, message: str, partial: bool = False) -> None:
+        message = " ".join(message.split())  # pluggy's and plugins' messages may span lines: a notice is one line
         status.fail(message, traceback.format_exc(), partial=partial)
         if self.strict:
             raise PluginError(f"plugin {status.name}: {message}")

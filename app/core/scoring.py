@@ -92,6 +92,8 @@ def conditional_at(
     x = torch.as_tensor(x).reshape(1, *model.shape).to(model.device, torch.float32)
     with torch.no_grad():
         logp = model.log_conditionals(x, cond, ordering)[0, c, r, col]
+    if not torch.isfinite(logp).all():
+        raise ModelError(f"{model.spec.title} returned NaN or infinite probabilities at position {position}")
     probs = logp.exp().double().cpu().numpy()
     value = int(x[0, c, r, col].round().item())
     ordering = model.resolve_ordering(ordering)
@@ -114,6 +116,10 @@ def receptive_field(
     x = torch.as_tensor(x).reshape(1, *model.shape).to(model.device, torch.float32).clone().requires_grad_(True)
     with torch.enable_grad():
         params = model.params(x, cond, ordering)[0, c, r, col]
+        if not torch.isfinite(params).all():
+            raise ModelError(f"{model.spec.title} returned NaN or infinite parameters at position {position}")
+        if not params.requires_grad:  # computed without the input (or anything trainable): it sees nothing
+            return np.zeros(model.shape, dtype=np.float32)
         # A fixed random projection of all parameters: any dependency of any parameter shows in the gradient.
         weights = torch.linspace(0.5, 1.5, params.numel(), device=params.device)
         (grad,) = torch.autograd.grad((params * weights).sum(), x, allow_unused=True)

@@ -373,7 +373,8 @@ def nan_checkpoint(folder: Path) -> Path:
 # plugins ---------------------------------------------------------------------------------------------------------
 
 #: A complete, valid plugin: a fully visible sigmoid belief net over a raster ordering. ``{forward}`` is the
-#: body of its forward pass and ``{name}`` the model's name; the broken plugins below change one thing each.
+#: body of its forward pass, ``{mask}`` its connectivity and ``{name}`` the model's name; the broken plugins
+#: below change one thing each.
 PLUGIN_TEMPLATE = '''
 import torch
 from torch import nn
@@ -390,7 +391,7 @@ class Tiny(ARModel):
         generator = torch.Generator().manual_seed(0)
         self.weight = nn.Parameter(0.5 * torch.randn(d, d, generator=generator))
         self.bias = nn.Parameter(torch.zeros(d))
-        self.register_buffer("mask", torch.tril(torch.ones(d, d), {diagonal}), persistent=False)
+        self.register_buffer("mask", {mask}, persistent=False)
 
     def forward(self, x, cond=None, ordering=None):
         b = x.shape[0]
@@ -414,16 +415,21 @@ def ar_explorer_models():
 '''
 
 _GOOD_FORWARD = "        return logits.reshape(b, *self.shape, 1)"
+#: Output d sees inputs 0 .. d-1: the autoregressive property.
+GOOD_MASK = "torch.tril(torch.ones(d, d), -1)"
+#: Mask bugs, as the conformance kit must find them: an output that sees its own input, or the next one.
+MASK_SEES_ITSELF = "torch.tril(torch.ones(d, d), 0)"
+MASK_SEES_THE_NEXT = "torch.tril(torch.ones(d, d), -1) + torch.diag(torch.ones(d - 1), 1)"
 
 
 def plugin_source(
     name: str = "tiny-fvsbn",
     forward: str = _GOOD_FORWARD,
     hook: str = "    return [SPEC]",
-    diagonal: int = -1,
+    mask: str = GOOD_MASK,
     title: str = "Tiny FVSBN",
 ) -> str:
-    return PLUGIN_TEMPLATE.format(name=name, forward=forward, hook=hook, diagonal=diagonal, title=title)
+    return PLUGIN_TEMPLATE.format(name=name, forward=forward, hook=hook, mask=mask, title=title)
 
 
 @dataclass(frozen=True)
@@ -442,12 +448,14 @@ def broken_plugins() -> list[PluginCase]:
         PluginCase("bad_import", "import no_such_module_for_ar_explorer\n", "no_such_module_for_ar_explorer"),
         PluginCase("bad_syntax", "def broken(:\n    pass\n", "syntaxerror"),
         PluginCase("bad_exit", "raise SystemExit(3)\n", "systemexit"),
-        PluginCase("bad_hook_raises", plugin_source(hook="    raise RuntimeError('the hook blew up')"),
+        PluginCase("bad_hook_raises", plugin_source("tiny-raising-hook", hook="    raise RuntimeError('the hook blew up')"),
                    "the hook blew up"),
-        PluginCase("bad_hook_dict", plugin_source(hook="    return {'model': SPEC}"), "expected a list"),
-        PluginCase("bad_hook_items", plugin_source(hook="    return ['not a spec', SPEC]"), "expected modelspec"),
-        PluginCase("bad_hook_signature", plugin_source(hook="    return [SPEC]").replace(
-            "def ar_explorer_models():", "def ar_explorer_models(registry):"), "cannot be registered"),
+        PluginCase("bad_hook_dict", plugin_source("tiny-dict-hook", hook="    return {'model': SPEC}"), "expected a list"),
+        PluginCase("bad_hook_items", plugin_source("tiny-mixed-hook", hook="    return ['not a spec', SPEC]"),
+                   "expected modelspec"),
+        PluginCase("bad_hook_signature", plugin_source("tiny-signature").replace(
+            "def ar_explorer_models():", "def ar_explorer_models(registry):"), "cannot be registered",
+                   found="pluggy's message spanned three lines of the one-line plugin notice"),
         PluginCase("bad_duplicate", plugin_source(name="made"), "already provided by plugin"),
     ]
 
