@@ -185,3 +185,34 @@ def test_cuda_engines_draw_the_naive_images(monkeypatch, engine):
         model = randomised(spec).cuda()
         for seed in (0, 1):
             assert torch.equal(sample(model, 4, seed=seed, mode="naive"), sample(model, 4, seed=seed, mode="cached"))
+
+
+class _ReplayedRow:
+    """Stands in for a captured CUDA graph on the CPU: replaying runs the captured row function again."""
+
+    def __init__(self, row):
+        self.replay = row
+
+
+def test_the_graph_engine_path_with_a_stand_in_for_capture(monkeypatch):
+    """The shared-program path of the graph engines (capture once, reset, replay every row), on the CPU."""
+    captures = []
+
+    def fake_capture(program, row):
+        captures.append(program)
+        row()  # like the real capture: the warm-up runs rows and leaves the program dirty
+        row()
+        return _ReplayedRow(row)
+
+    monkeypatch.setattr(fast_pixelcnn, "resolve_engine", lambda engine, device: "graph")
+    monkeypatch.setattr(fast_pixelcnn, "_capture", fake_capture)
+    for spec in (PIXELCNN, GATED):
+        model = randomised(spec, shape=(1, 7, 6), k=4)
+        known = np.zeros((7, 6), dtype=bool)
+        known[2] = True
+        init = torch.randint(0, 4, (1, 1, 7, 6)).float()
+        for kwargs in ({"seed": 1}, {"seed": 2}, {"seed": 3, "temperature": 0.7}, {"seed": 4, "init": init, "known": known}):
+            assert torch.equal(sample(model, 2, mode="naive", **kwargs), sample(model, 2, mode="cached", **kwargs))
+        # One capture per (temperature, completion) for the model and batch size, then replays.
+        assert len(captures) == 3
+        captures.clear()
