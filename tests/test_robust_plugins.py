@@ -18,6 +18,7 @@ from bad_inputs.make import (
     broken_plugins,
     images,
     misbehaving_models,
+    misbehaving_samplers,
     plugin_source,
 )
 
@@ -26,6 +27,7 @@ from app.core.registry import Registry
 
 BROKEN = broken_plugins()
 MISBEHAVING = misbehaving_models()
+SAMPLERS = misbehaving_samplers()
 
 
 @pytest.fixture
@@ -146,6 +148,28 @@ def test_misbehaving_models_through_the_cli(module: str, plugin_dir, monkeypatch
     out = tmp_path / "s.png"
     for argv in (["score", image, "--checkpoint", checkpoint], ["sample", "--checkpoint", checkpoint, "--out", out]):
         assert_cli_refused(run_cli(capsys, argv), reason)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("module", list(SAMPLERS))
+def test_a_plugins_own_sampler_that_misbehaves(module: str, plugin_dir, monkeypatch, capsys, tmp_path) -> None:
+    from app.core.checkpoints import save_checkpoint
+    from app.core.sampling import sample, sample_steps
+
+    source, reason = SAMPLERS[module]
+    _install(plugin_dir, monkeypatch, {module: source})
+    registry = Registry()
+    spec = next(s for s in registry.models.values() if s.name.startswith("tiny-"))
+    model = spec.create(spec.make_config((1, 2, 3), 2, tiny=True))
+    assert sample(model, 2, mode="naive").shape == (2, 1, 2, 3)  # the model itself is sound
+    for use in (lambda: sample(model, 2, mode="cached"), lambda: list(sample_steps(model, 2, mode="cached"))):
+        with pytest.raises(ModelError) as caught:
+            use()
+        assert_one_line(caught.value, ModelError, reason)
+    checkpoint = save_checkpoint(model, tmp_path / module, {"dataset": "synthetic-digits"}).weights
+    out = tmp_path / "s.png"
+    result = run_cli(capsys, ["sample", "--checkpoint", checkpoint, "--mode", "cached", "--out", out])
+    assert_cli_refused(result, reason)
     assert not out.exists()
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from app.core.errors import ModelError
+from app.core.errors import ARExplorerError, ModelError
 from app.core.likelihoods import apply_temperature
 from app.core.model import ARModel
 from app.core.orderings import Ordering, known_first
@@ -56,6 +56,18 @@ class NaiveSampler(Sampler):
         b = params.shape[0]
         dims = torch.as_tensor(self.plan[step], device=params.device)
         return self.model.likelihood.probs(params.reshape(b, -1, params.shape[-1])[:, dims])
+
+
+def _guarded(model: ARModel, when: str, call):
+    """Run a sampler's own code (a plugin's); turn what it raises into a :class:`ModelError`."""
+    try:
+        return call()
+    except (ARExplorerError, torch.OutOfMemoryError):
+        raise
+    except Exception as exc:  # a plugin's sampler may raise anything
+        if "out of memory" in str(exc).lower():
+            raise
+        raise ModelError(f"{model.spec.title}'s sampler failed {when}: {type(exc).__name__}: {exc}") from exc
 
 
 def draw(probs: Tensor, uniforms: Tensor) -> Tensor:
@@ -131,7 +143,11 @@ class SamplingRun:
             one_hot = torch.nn.functional.one_hot(values.long(), k).to(torch.float32)
             self.sampler.commit(index, values)
             return one_hot, one_hot, values, True
-        probs = self.sampler.probs(index)
+        probs = _guarded(self.model, f"at step {index}", lambda: self.sampler.probs(index))
+        expected = (self.canvas.shape[0], len(dims), self.model.num_values)
+        if not isinstance(probs, Tensor) or tuple(probs.shape) != expected:
+            got = tuple(probs.shape) if isinstance(probs, Tensor) else type(probs).__name__
+            raise ModelError(f"{self.model.spec.title}'s sampler gave probabilities of shape {got} at step {index}, expected {expected}")
         if not torch.isfinite(probs).all():
             raise ModelError(f"{self.model.spec.title} returned NaN or infinite probabilities at step {index}")
         tempered = apply_temperature(probs, self.temperature)
@@ -241,7 +257,10 @@ def sample(model: ARModel, n: int = 16, **kwargs) -> Tensor:
         # A sampler may run the whole loop itself (on the device, without per-step host synchronisation).
         to_end = getattr(run.sampler, "sample_to_end", None)
         if to_end is not None:
-            to_end(run.uniforms, run.temperature, run.known, run.known_values)
+            _guarded(model, "sampling to the end", lambda: to_end(run.uniforms, run.temperature, run.known, run.known_values))
+            canvas = run.canvas
+            if not (torch.isfinite(canvas).all() and canvas.min() >= 0 and canvas.max() <= model.num_values - 1):
+                raise ModelError(f"{model.spec.title}'s sampler drew values outside 0..{model.num_values - 1}")
         else:
             for index in range(run.total):
                 run.step(index)

@@ -398,6 +398,7 @@ class Tiny(ARModel):
         flat = self.normalize(x).reshape(b, -1)
         logits = flat @ (self.weight * self.mask).T + self.bias
 {forward}
+{methods}
 
 
 SPEC = ModelSpec(
@@ -406,6 +407,7 @@ SPEC = ModelSpec(
     description="A fully visible sigmoid belief net: the plainest autoregressive model.",
     build=Tiny,
     tiny_hparams={{"kit_shape": (1, 2, 3)}},
+    sampler_modes={modes},
 )
 
 
@@ -428,8 +430,26 @@ def plugin_source(
     hook: str = "    return [SPEC]",
     mask: str = GOOD_MASK,
     title: str = "Tiny FVSBN",
+    methods: str = "",
+    modes: tuple[str, ...] = (),
 ) -> str:
-    return PLUGIN_TEMPLATE.format(name=name, forward=forward, hook=hook, mask=mask, title=title)
+    return PLUGIN_TEMPLATE.format(
+        name=name, forward=forward, hook=hook, mask=mask, title=title, methods=methods, modes=repr(modes)
+    )
+
+
+def _cached_sampler(probs_body: str) -> str:
+    """Methods giving the model a ``cached`` sampler whose ``probs`` runs ``probs_body``."""
+    return f'''
+    def make_sampler(self, x, cond=None, ordering=None, mode="naive"):
+        from app.core.sampling import NaiveSampler
+
+        class Cached(NaiveSampler):
+            def probs(self, step):
+{probs_body}
+
+        return Cached(self, x, cond, ordering) if mode == "cached" else super().make_sampler(x, cond, ordering, mode)
+'''
 
 
 @dataclass(frozen=True)
@@ -482,6 +502,22 @@ def misbehaving_models() -> dict[str, tuple[str, str]]:
     }
 
 
+def misbehaving_samplers() -> dict[str, tuple[str, str]]:
+    """Plugins whose own ``cached`` sampler misbehaves: module -> (source, piece of the ModelError)."""
+    return {
+        "sampler_raises": (
+            plugin_source("tiny-stale-cache", modes=("cached",),
+                          methods=_cached_sampler("                raise KeyError('the cache is stale')")),
+            "the cache is stale",
+        ),
+        "sampler_shape": (
+            plugin_source("tiny-flat-probs", modes=("cached",),
+                          methods=_cached_sampler("                return super().probs(step).reshape(-1)")),
+            "shape",
+        ),
+    }
+
+
 # the whole corpus, on disk ---------------------------------------------------------------------------------------
 
 
@@ -507,7 +543,7 @@ def write_corpus(folder: Path) -> list[Path]:
         path.write_text(case.source)
         written.append(path)
         index.setdefault("plugins", []).append({"file": path.name, "expect": "reported", "reason": case.problem})
-    for module, (source, problem) in misbehaving_models().items():
+    for module, (source, problem) in {**misbehaving_models(), **misbehaving_samplers()}.items():
         path = plugin_dir / f"{module}.py"
         path.write_text(source)
         written.append(path)
