@@ -146,9 +146,9 @@ class MaskedAttention(ARModel):
         for block in self.blocks:
             h = block(h)
         out_seq = self.head(self.norm(h))
-        out = torch.empty(b, seq.numel(), out_seq.shape[-1], device=x.device, dtype=out_seq.dtype)
-        out[:, seq] = out_seq
-        return out.reshape(b, *self.shape, -1)
+        # Back from generation order to dimension order by a gather (not an in-place scatter, so that
+        # torch.func.vmap can take per-example gradients).
+        return out_seq[:, torch.argsort(seq)].reshape(b, *self.shape, -1)
 
     def make_sampler(
         self, x: Tensor, cond: Tensor | None = None, ordering: Ordering | None = None, mode: str = "naive"
