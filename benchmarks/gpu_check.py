@@ -3,13 +3,17 @@ failure line) and the others go on.
 
 Run from the repository root: ``python3 benchmarks/gpu_check.py [--quick] [--no-compile] [--deadline S]``.
 
-1. correctness on CUDA: cached sampling (engines eager, graph, compile) draws the naive images, for PixelCNN
-   and Gated PixelCNN of the shipped size (random weights pushed away from the initialisation), and the live
-   step-by-step loop agrees;
+1. correctness on CUDA (TF32 off, so that the naive network computes in float32): cached sampling (engines
+   eager, graph, triton, compile) draws the naive images, for PixelCNN and Gated PixelCNN of the shipped size
+   (random weights pushed away from the initialisation), and the live step-by-step loop agrees;
 2. host synchronisation: how many synchronising calls one whole cached run makes (CUDA sync debug mode);
 3. timings: naive against cached (each engine) at batch 1, 16 and 256, the first call (which captures the
    CUDA graph or compiles) apart from the steady state; scoring latency of one image;
-4. the figures of ``ar-explorer bench`` for every model (sampling, scoring, training), if time is left.
+4. with ``--bench``, the figures of ``ar-explorer bench`` for every model, if time is left.
+
+Engines: ``eager`` (per-step PyTorch ops), ``graph`` (a CUDA graph per image row, replayed for every row),
+``triton`` (Gated PixelCNN: one fused Triton kernel per step, in a CUDA graph per row), ``compile``
+(torch.compile of the step, then a CUDA graph per row; compiling takes a minute).
 """
 
 from __future__ import annotations
@@ -92,7 +96,7 @@ def check_correctness(name: str, engines: list[str], n: int = 4) -> None:
 def check_syncs(name: str) -> None:
     """Synchronising calls in one whole cached run (one, the final NaN check, is expected)."""
     model = randomised(name, "cuda")
-    for engine in ("eager", "graph"):
+    for engine in ("eager", "graph", "triton"):
         with cached_engine(engine):
             sample(model, 16, seed=0, mode="cached")  # capture outside the count
             torch.cuda.synchronize()
@@ -175,7 +179,8 @@ def run_bench(budget: float) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="correctness and one timing only")
-    parser.add_argument("--no-compile", action="store_true", help="leave torch.compile out (it compiles for minutes)")
+    parser.add_argument("--no-compile", action="store_true", help="leave torch.compile out (it compiles for a minute)")
+    parser.add_argument("--bench", action="store_true", help="end with ar-explorer bench over every model")
     parser.add_argument("--deadline", type=float, default=200.0, help="seconds after which optional parts are skipped")
     args = parser.parse_args()
     if not torch.cuda.is_available():
@@ -187,18 +192,28 @@ def main() -> int:
         triton_version = triton.__version__
     except ImportError:
         triton_version = None
-    emit("environment", torch=torch.__version__, device=torch.cuda.get_device_name(0), triton=triton_version)
-    engines = ["eager", "graph"] + ([] if args.no_compile else ["compile"])
+    emit("environment", torch=torch.__version__, device=torch.cuda.get_device_name(0), triton=triton_version,
+         cudnn_tf32=torch.backends.cudnn.allow_tf32, matmul_tf32=torch.backends.cuda.matmul.allow_tf32)
+    engines = ["eager", "graph", "triton"]
+    # Exactness needs the naive network in full float32: cuDNN convolutions use TF32 by default on this GPU.
+    tf32 = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     for name in ("gated-pixelcnn", "pixelcnn"):
-        check_correctness(name, engines)
+        check_correctness(name, engines if name == "gated-pixelcnn" else ["eager", "graph"])
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
     check_syncs("gated-pixelcnn")
+    batches = [16] if args.quick else [1, 16, 256]
+    time_model("gated-pixelcnn", engines, batches, args.deadline)
+    time_model("pixelcnn", ["eager", "graph"], batches, args.deadline)
     for name in ("gated-pixelcnn", "pixelcnn"):
         profile_step(name)
-    batches = [16] if args.quick else [1, 16, 256]
-    for name in ("gated-pixelcnn", "pixelcnn"):
-        time_model(name, engines, batches, args.deadline)
-    if not args.quick and time.perf_counter() - START < args.deadline * 0.75:
-        run_bench(2.0)
+    if not args.no_compile and time.perf_counter() - START < args.deadline * 0.6:
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+        check_correctness("gated-pixelcnn", ["compile"])
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
+        time_model("gated-pixelcnn", ["compile"], [16], args.deadline)
+    if args.bench and time.perf_counter() - START < args.deadline * 0.75:
+        run_bench(1.0)
     emit("done")
     return 0
 

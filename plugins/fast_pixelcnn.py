@@ -40,7 +40,7 @@ from app.core.model import ARModel
 from app.core.orderings import Ordering
 from app.core.sampling import NaiveSampler, Sampler, draw
 
-ENGINES = ("auto", "eager", "graph", "compile")
+ENGINES = ("auto", "eager", "graph", "compile", "triton")
 ENGINE_VARIABLE = "AR_EXPLORER_CACHED_ENGINE"
 
 
@@ -98,6 +98,8 @@ class CachedProgram:
         self.tab_dim = _index(channel * hw + position, self.device)
         self.step = torch.zeros(1, dtype=torch.long, device=self.device)
         self.finite = torch.ones((), dtype=torch.bool, device=self.device)
+        self.nonfinite = torch.zeros(1, dtype=torch.int32, device=self.device)  # set by fused kernels
+        self.fused = None  # the fused step of the triton engine, once used
         if canvas is None:
             canvas = torch.zeros(batch, self.channels, self.height, self.width, device=self.device, dtype=self.dtype)
         self.canvas = canvas  # the program's own, or (stepping) the sampler's canvas itself
@@ -136,7 +138,10 @@ class CachedProgram:
         self.canvas.copy_(canvas)
         self.step.zero_()
         self.finite.fill_(True)
+        self.nonfinite.zero_()
         self.refresh(cond)
+        if self.fused is not None:
+            self.fused.pack()
 
     def normalize(self, values: Tensor) -> Tensor:
         return values.to(self.dtype) * (2.0 / (self.num_values - 1)) - 1.0
@@ -297,8 +302,11 @@ class GatedPixelCNNProgram(CachedProgram):
             torch.zeros(batch, layer.v_conv.conv.in_channels, self.grid_h, self.grid_w, device=dev, dtype=dt)
             for layer in self.layers
         ]
-        self.rows = [torch.zeros(batch, self.grid_w, ch, device=dev, dtype=dt) for _ in self.layers]
-        self.row_bias = [torch.zeros(batch, w, 2 * ch, device=dev, dtype=dt) for _ in self.layers]
+        # Stacked over layers (what the fused Triton step reads), used a layer at a time here.
+        self.rows_all = torch.zeros(len(self.layers), batch, self.grid_w, ch, device=dev, dtype=dt)
+        self.row_bias_all = torch.zeros(len(self.layers), batch, w, 2 * ch, device=dev, dtype=dt)
+        self.rows = list(self.rows_all.unbind(0))
+        self.row_bias = list(self.row_bias_all.unbind(0))
         self.class_bias = [torch.zeros(batch, 2 * ch, 1, 1, device=dev, dtype=dt) for _ in self.layers]
         self.column_bias = [torch.zeros(0, device=dev, dtype=dt) for _ in self.layers]
         self.h_weights = [torch.zeros(0, device=dev, dtype=dt) for _ in self.layers]
@@ -329,7 +337,7 @@ class GatedPixelCNNProgram(CachedProgram):
             for i, head in enumerate((model.head1, model.head2)):
                 self.head_weights[i] = _refill(self.head_weights[i], head.weight[:, :, 0, 0].t())
                 self.head_biases[i] = _refill(self.head_biases[i], head.bias)
-            for buffer in (*self.vertical, *self.rows):
+            for buffer in (*self.vertical, self.rows_all):
                 buffer.zero_()
             top, pad = self.top, self.pad
             self.vertical[0][:, :, top : top + self.height, pad : pad + w].copy_(self.normalize(self.canvas))
@@ -433,15 +441,30 @@ def _row_function(program: CachedProgram, engine: str, temperature: float, with_
     """The function that runs one row: eager, or replaying a CUDA graph captured on first use."""
     if engine == "eager":
         return lambda: program.run_row(temperature, with_known)
+    if engine == "triton" and (with_known or not _fused_supported(program)):
+        engine = "graph"  # what the fused step does not cover
     key = (engine, temperature, with_known)
     graph = program.graphs.get(key)
     if graph is None:
-        row = _compiled_row(program, temperature, with_known) if engine == "compile" else (
-            lambda: program.run_row(temperature, with_known)
-        )
+        if engine == "compile":
+            row = _compiled_row(program, temperature, with_known)
+        elif engine == "triton":
+            from plugins.fast_gated_triton import fused_row
+
+            row = fused_row(program, temperature)
+        else:
+            row = lambda: program.run_row(temperature, with_known)  # noqa: E731
         graph = _capture(program, row)
         program.graphs[key] = graph
     return graph.replay
+
+
+def _fused_supported(program: CachedProgram) -> bool:
+    if not isinstance(program, GatedPixelCNNProgram):
+        return False
+    from plugins import fast_gated_triton
+
+    return fast_gated_triton.supports(program)
 
 
 def _compiled_row(program: CachedProgram, temperature: float, with_known: bool) -> Callable[[], None]:
@@ -537,8 +560,8 @@ class CachedSampler(Sampler):
         with_known = known is not None
         with program.lock:
             program.reset(self.x, self.cond)
-            if shared and (self.engine, float(temperature), with_known) not in program.graphs:
-                _row_function(program, self.engine, float(temperature), with_known)  # capture, then start afresh
+            if shared:
+                _row_function(program, self.engine, float(temperature), with_known)  # captured once, then kept
                 program.reset(self.x, self.cond)
             program.uniforms.copy_(uniforms)
             if with_known:
@@ -548,7 +571,7 @@ class CachedSampler(Sampler):
             for _ in range(program.height):
                 row()
             self.x.copy_(program.canvas)
-            finite = bool(program.finite)
+            finite = bool(program.finite & (program.nonfinite == 0).all())
         self._next = len(self.plan)
         self.network_calls += len(self.plan)
         if not finite:

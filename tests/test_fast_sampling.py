@@ -141,7 +141,7 @@ def test_non_finite_probabilities_are_an_error():
 
 def test_engines_fall_back_to_eager_off_cuda(monkeypatch):
     cpu = torch.device("cpu")
-    for engine in ("auto", "eager", "graph", "compile"):
+    for engine in ("auto", "eager", "graph", "compile", "triton"):
         assert resolve_engine(engine, cpu) == "eager"
     assert resolve_engine("auto", torch.device("cuda")) == "graph"
     with pytest.raises(ModelError, match="choose one of"):
@@ -216,3 +216,40 @@ def test_the_graph_engine_path_with_a_stand_in_for_capture(monkeypatch):
         # One capture per (temperature, completion) for the model and batch size, then replays.
         assert len(captures) == 3
         captures.clear()
+
+
+def _triton_runs_here() -> bool:
+    """The fused step needs Triton, and a CUDA device or Triton's interpreter (TRITON_INTERPRET=1)."""
+    import importlib.util
+    import os
+
+    if importlib.util.find_spec("triton") is None:
+        return False
+    return torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _triton_runs_here(), reason="needs Triton with CUDA or TRITON_INTERPRET=1")
+def test_the_fused_triton_step_draws_the_naive_images():
+    from plugins import fast_gated_triton
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    hparams = {"channels": 16, "layers": 3, "kernel": 5, "first_kernel": 7, "head_channels": 16}
+    torch.manual_seed(0)
+    model = GATED.create(GATED.make_config((1, 8, 9), 2, hparams)).eval().to(device)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    for batch, temperature in ((3, 1.0), (17, 0.7)):
+        with torch.no_grad():
+            run = prepare_run(model, batch, seed=5, mode="naive", temperature=temperature)
+            expected = sample(model, batch, seed=5, mode="naive", temperature=temperature)
+            program = fast_pixelcnn.build_program(model, batch)
+            program.reset(run.canvas, None)
+            program.uniforms.copy_(run.uniforms)
+            assert fast_gated_triton.supports(program)
+            row = fast_gated_triton.fused_row(program, temperature)
+            for _ in range(program.height):
+                row()
+        assert torch.equal(program.canvas.round().long(), expected)
+        assert int(program.nonfinite) == 0
