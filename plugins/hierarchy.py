@@ -60,7 +60,7 @@ def feasibility_table(spec: ConditionSpec, channels: int, num_values: int) -> Te
     grey = derive_condition(spec, colours.view(-1, c, 1, 1), None, k).view(-1).long()
     levels = max(int(spec.num_values), int(grey.max()) + 1)
     table = torch.zeros(c, k ** max(c - 1, 0), k, levels)
-    for colour, g in zip(colours.long().tolist(), grey.tolist()):
+    for colour, g in zip(colours.long().tolist(), grey.tolist(), strict=True):
         for j in range(c):
             prefix = 0
             for value in colour[:j]:
@@ -222,10 +222,9 @@ class GrayscaleHierarchy:
 
     def sample(self, n: int = 16, *, seed: int = 0, temperature: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         """``(grey (n, 1, H, W), colour (n, C, H, W))`` uint8 arrays."""
-        last = None
-        for last in self.sample_steps(n, seed=seed, temperature=temperature, every=10**9):
-            pass
-        assert last is not None and last.grey is not None
+        steps = list(self.sample_steps(n, seed=seed, temperature=temperature, every=10**9))
+        last = steps[-1]
+        assert last.grey is not None
         return last.grey, last.step.image
 
     def score(self, colour_images: np.ndarray | Tensor) -> HierarchyScore:

@@ -96,7 +96,7 @@ class GroupNet(nn.Module):
         onehot = values.new_zeros(b, len(GROUP_OFFSETS), h, w)
         onehot[:, group] = 1.0
         hidden = self.inp(torch.cat([values * known, known.expand(b, 1, h, w), onehot], 1))
-        for block, mix in zip(self.blocks, self.mixes):
+        for block, mix in zip(self.blocks, self.mixes, strict=True):
             hidden = hidden + mix(F.relu(block(F.relu(hidden))))
         return self.head2(F.relu(self.head1(F.relu(hidden))))
 
