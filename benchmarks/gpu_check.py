@@ -38,6 +38,8 @@ from app.core.sampling import sample, sample_steps  # noqa: E402
 
 START = time.perf_counter()
 TARGETS = {"gated-pixelcnn": {"16": 0.05, "256": 0.25}}
+#: Where the checks run; ``--cpu-smoke`` runs every part on the CPU at a tiny size (to test this script).
+SETUP = {"device": "cuda", "shape": (1, 28, 28), "hparams": None}
 
 
 def emit(part: str, **data) -> None:
@@ -59,19 +61,19 @@ def guarded(part: str):
     return wrap
 
 
-def randomised(name: str, device: str, hparams: dict | None = None):
+def randomised(name: str, device: str | None = None):
     spec = get_registry().model(name)
     torch.manual_seed(0)
-    model = spec.create(spec.make_config((1, 28, 28), 2, hparams))
+    model = spec.create(spec.make_config(SETUP["shape"], 2, SETUP["hparams"], tiny=SETUP["hparams"] is not None))
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    return model.to(device).eval()
+    return model.to(device or SETUP["device"]).eval()
 
 
 @guarded("correctness")
 def check_correctness(name: str, engines: list[str], n: int = 4) -> None:
-    model = randomised(name, "cuda")
+    model = randomised(name)
     for seed in (0, 1):
         naive = sample(model, n, seed=seed, mode="naive")
         result = {"model": name, "seed": seed, "n": n, "ones_fraction": round(float(naive.float().mean()), 3)}
@@ -87,7 +89,7 @@ def check_correctness(name: str, engines: list[str], n: int = 4) -> None:
                 result[engine] = f"{type(exc).__name__}: {exc}"
         steps = list(sample_steps(model, n, seed=seed, mode="cached", every=10_000))
         result["live_steps"] = bool((torch.as_tensor(steps[-1].image).to(naive.device) == naive).all())
-        cpu = sample(randomised(name, "cpu"), n, seed=seed, mode="cached")
+        cpu = sample(randomised(name, "cpu"), n, seed=seed, mode="cached")  # the same weights, on the CPU
         result["cuda_cpu_same_pixels_fraction"] = float((cpu == naive.cpu()).float().mean())
         emit("correctness", **result)
 
@@ -95,7 +97,7 @@ def check_correctness(name: str, engines: list[str], n: int = 4) -> None:
 @guarded("sync")
 def check_syncs(name: str) -> None:
     """Synchronising calls in one whole cached run (one, the final NaN check, is expected)."""
-    model = randomised(name, "cuda")
+    model = randomised(name)
     for engine in ("eager", "graph", "triton"):
         with cached_engine(engine):
             sample(model, 16, seed=0, mode="cached")  # capture outside the count
@@ -118,10 +120,10 @@ def profile_step(name: str, n: int = 16) -> None:
 
     from plugins.fast_pixelcnn import build_program
 
-    model = randomised(name, "cuda")
+    model = randomised(name)
     program = build_program(model, n)
     with torch.no_grad():
-        program.reset(torch.zeros(n, 1, 28, 28, device="cuda"), None)
+        program.reset(torch.zeros(n, *model.shape, device=model.device), None)
         program.uniforms.uniform_()
         program.run_row(1.0, False)
         torch.cuda.synchronize()
@@ -130,7 +132,7 @@ def profile_step(name: str, n: int = 16) -> None:
             torch.cuda.synchronize()
     events = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
     steps = program.steps_per_row
-    device_us = sum(e.device_time for e in events)
+    device_us = sum(getattr(e, "device_time", None) or getattr(e, "cuda_time", 0.0) for e in events)
     emit("profile", model=name, n=n, kernels_per_step=round(len(events) / steps, 1),
          device_us_per_step=round(device_us / steps, 1))
 
@@ -142,11 +144,14 @@ def _median(fn, device, repeat: int = 3) -> float:
 @guarded("timing")
 def time_model(name: str, engines: list[str], batches: list[int], deadline: float) -> None:
     registry = get_registry()
-    model, source = bench_model(registry.model(name), registry, torch.device("cuda"))
+    if SETUP["hparams"] is None:
+        model, source = bench_model(registry.model(name), registry, torch.device("cuda"))
+    else:
+        model, source = randomised(name), "tiny (smoke test)"
     device = model.device
     for n in batches:
         row = {"model": name, "source": source, "n": n}
-        if n in (16, 256):
+        if n in (2, 16, 256):
             sample(model, n, seed=0, mode="naive")  # warm-up
             row["naive_s"] = round(_median(lambda n=n: sample(model, n, seed=1, mode="naive"), device, 1), 4)
         for engine in engines:
@@ -182,7 +187,11 @@ def main() -> int:
     parser.add_argument("--no-compile", action="store_true", help="leave torch.compile out (it compiles for a minute)")
     parser.add_argument("--bench", action="store_true", help="end with ar-explorer bench over every model")
     parser.add_argument("--deadline", type=float, default=200.0, help="seconds after which optional parts are skipped")
+    parser.add_argument("--cpu-smoke", action="store_true", help="run every part on the CPU, tiny (tests this script)")
     args = parser.parse_args()
+    if args.cpu_smoke:
+        SETUP.update(device="cpu", shape=(1, 6, 6), hparams={})
+        return run_parts(args, [2])
     if not torch.cuda.is_available():
         print("no CUDA device: nothing to check here (the CPU path is covered by the test suite)")
         return 1
@@ -194,24 +203,30 @@ def main() -> int:
         triton_version = None
     emit("environment", torch=torch.__version__, device=torch.cuda.get_device_name(0), triton=triton_version,
          cudnn_tf32=torch.backends.cudnn.allow_tf32, matmul_tf32=torch.backends.cuda.matmul.allow_tf32)
+    return run_parts(args, [16] if args.quick else [1, 16, 256])
+
+
+def run_parts(args: argparse.Namespace, batches: list[int]) -> int:
     engines = ["eager", "graph", "triton"]
+    cuda = SETUP["device"] == "cuda"
     # Exactness needs the naive network in full float32: cuDNN convolutions use TF32 by default on this GPU.
     tf32 = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     for name in ("gated-pixelcnn", "pixelcnn"):
         check_correctness(name, engines if name == "gated-pixelcnn" else ["eager", "graph"])
     torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
-    check_syncs("gated-pixelcnn")
-    batches = [16] if args.quick else [1, 16, 256]
+    if cuda:
+        check_syncs("gated-pixelcnn")
     time_model("gated-pixelcnn", engines, batches, args.deadline)
     time_model("pixelcnn", ["eager", "graph"], batches, args.deadline)
     for name in ("gated-pixelcnn", "pixelcnn"):
-        profile_step(name)
+        if cuda:
+            profile_step(name)
     if not args.no_compile and time.perf_counter() - START < args.deadline * 0.6:
         torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
         check_correctness("gated-pixelcnn", ["compile"])
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
-        time_model("gated-pixelcnn", ["compile"], [16], args.deadline)
+        time_model("gated-pixelcnn", ["compile"], batches[-2:-1] or batches, args.deadline)
     if args.bench and time.perf_counter() - START < args.deadline * 0.75:
         run_bench(1.0)
     emit("done")

@@ -253,3 +253,41 @@ def test_the_fused_triton_step_draws_the_naive_images():
                 row()
         assert torch.equal(program.canvas.round().long(), expected)
         assert int(program.nonfinite) == 0
+
+
+def test_bench_command_reports_naive_and_cached(capsys):
+    import json
+
+    from app.cli.main import main
+
+    code = main(["bench", "--model", "pixelcnn", "--batches", "1", "--budget", "0.3", "--skip", "training", "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    (row,) = report["models"]
+    assert row["model"] == "pixelcnn" and row["shape"] == [1, 28, 28]
+    naive, cached = row["sampling"]["naive"]["1"], row["sampling"]["cached"]["1"]
+    assert naive["seconds"] > cached["seconds"] > 0
+    assert naive["extrapolated"]  # 784 shipped-size forward passes do not fit in 0.3 s: timed over a few steps
+    assert row["scoring_ms"] > 0 and "train_images_per_s" not in row
+
+
+def test_gpu_check_script_runs_its_parts_on_the_cpu():
+    """The GPU check runs once on a borrowed GPU: its smoke mode keeps every part of it working."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu_check.py"
+    done = subprocess.run([sys.executable, str(script), "--cpu-smoke"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert not [line for line in lines if "error" in line], done.stdout
+    correct = [line for line in lines if line["part"] == "correctness"]
+    engines = ("eager", "graph", "triton", "compile")
+    assert correct and all(line["live_steps"] for line in correct)
+    assert all(line[e] is True for line in correct for e in engines if e in line)
+    assert {e for line in correct for e in engines if e in line} == set(engines)
+    assert lines[-1]["part"] == "done"
