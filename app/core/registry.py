@@ -227,7 +227,7 @@ class Registry:
             status.provides = {}
         for hook_name, (kind, expected) in _HOOKS.items():
             hook = getattr(self.pm.hook, hook_name)
-            for impl in reversed(hook.get_hookimpls()):  # registration order
+            for impl in hook.get_hookimpls():  # registration order (pluggy calls them in reverse)
                 status = self.statuses.get(impl.plugin_name) or PluginStatus(impl.plugin_name, "registered")
                 self.statuses.setdefault(impl.plugin_name, status)
                 self._call(impl, status, kind, expected)
