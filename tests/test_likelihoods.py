@@ -34,7 +34,7 @@ def test_dmol_matches_a_float64_reference():
         lo = -math.inf if k == 0 else (2 * k / 255 - 1) - 1 / 255
         hi = math.inf if k == 255 else (2 * k / 255 - 1) + 1 / 255
         p = 0.0
-        for w, mu, ls in zip(weights, params[0, 2:4].tolist(), params[0, 4:6].tolist()):
+        for w, mu, ls in zip(weights, params[0, 2:4].tolist(), params[0, 4:6].tolist(), strict=True):
             s = math.exp(ls)
             p += w * ((1.0 if hi == math.inf else cdf(hi, mu, s)) - (0.0 if lo == -math.inf else cdf(lo, mu, s)))
         ref.append(p)
