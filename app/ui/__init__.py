@@ -4,3 +4,8 @@ Nothing here computes a model itself: the views call :mod:`app.core` (sampling, 
 on worker threads and render the plain numpy data that comes back. ``ar-explorer`` with no command opens
 :func:`app.ui.launch.launch`; views are listed in :mod:`app.ui.views` (see ``docs/ui-views.md``).
 """
+
+try:  # before any widget exists: see app/ui/compat.py
+    from app.ui import compat as _compat  # noqa: F401
+except ImportError:  # PySide6 missing: the Qt-free helpers (formatting, rendering) still import
+    pass

@@ -18,6 +18,7 @@ class PixelInspection:
     """Everything the Inspect view shows about one pixel of one image."""
 
     checkpoint: str
+    values: np.ndarray  # (C, H, W): the image inspected
     position: tuple[int, int, int]
     conditional: Conditional
     field: np.ndarray  # (H, W): |d params / d x| summed over channels; exactly 0 where it cannot see
@@ -39,7 +40,7 @@ def inspect_pixel(session: Session, loaded: LoadedModel, values: np.ndarray, pos
     field = receptive_field(model, x, position, cond).sum(axis=0)
     rank = model.resolve_ordering(None).rank
     summary = summarize_field(field, rank, position[1:])
-    return PixelInspection(loaded.name, position, conditional, field, np.asarray(rank), summary)
+    return PixelInspection(loaded.name, values, position, conditional, field, np.asarray(rank), summary)
 
 
 def summary_text(inspection: PixelInspection, where: str) -> str:

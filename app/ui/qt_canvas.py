@@ -52,10 +52,8 @@ class QtCanvasItem(QtPixelItem):
         ev.accept()
         pixel = self._pixel(ev.pos())
         if ev.isStart():
-            self._last = pixel
-            if pixel is not None:
-                self._canvas.stroke([pixel], finished=False)
-            return
+            # The drag starts once the mouse has moved a little: the stroke starts where the button went down.
+            self._last = self._pixel(ev.buttonDownPos()) or pixel
         if pixel is not None:
             points = line_pixels(self._last, pixel) if self._last is not None else [pixel]
             self._canvas.stroke(points, finished=False)
@@ -124,7 +122,8 @@ class QtDrawingCanvas(QtPixelView):
             self.stroke_count += 1
             self.stroke_finished.emit()
 
-    def clear(self) -> None:
+    def erase_all(self) -> None:
+        """A blank canvas (not ``clear``: pyqtgraph's layout widget uses that name for its own layout)."""
         self.set_values(np.zeros_like(self.values))
 
     def invert(self) -> None:

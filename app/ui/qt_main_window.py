@@ -6,6 +6,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
+    QDialog,
     QDockWidget,
     QFileDialog,
     QLabel,
@@ -18,12 +19,13 @@ from PySide6.QtWidgets import (
 
 from app.core.session import LoadedModel
 from app.ui import theme
+from app.ui import views as view_registry
 from app.ui.context import AppContext, Notice, SentImage
 from app.ui.preferences import SCALES
 from app.ui.qt_model_card import QtModelCard
 from app.ui.qt_notifications import QtNotificationArea
 from app.ui.qt_toolbar import QtMainToolBar
-from app.ui.views import VIEWS, ViewSpec
+from app.ui.views import ViewSpec
 
 SHORTCUTS_HELP = """<h3>Keyboard</h3><table cellpadding=4>
 <tr><td><b>Space</b></td><td>play / pause sampling</td></tr>
@@ -65,7 +67,7 @@ class QtMainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.notice_dock)
         self.notice_dock.hide()
         self._build_status_bar()
-        self._build_views(specs if specs is not None else list(VIEWS))
+        self._build_views(specs if specs is not None else list(view_registry.VIEWS))
         self._build_menus()
         self._connect()
         self._closed = False
@@ -218,9 +220,16 @@ class QtMainWindow(QMainWindow):
         self.toolbar.checkpoints.setFocus()
         self.toolbar.checkpoints.showPopup()
 
-    def show_shortcuts(self) -> None:
-        self.context.notify("Space play/pause · Right/S step · Down/R step a row · End/E run to the end · "
-                            "Esc stop · N new seed · Ctrl+± scale", "info", SHORTCUTS_HELP)
+    def show_shortcuts(self) -> QDialog:
+        """The keyboard shortcuts, in a window that stays open beside the app (not modal)."""
+        dialog = QDialog(self)
+        dialog.setWindowTitle("Keyboard shortcuts")
+        dialog.setModal(False)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        layout = QVBoxLayout(dialog)
+        layout.addWidget(QLabel(SHORTCUTS_HELP))
+        dialog.show()
+        return dialog
 
     # -- closing -------------------------------------------------------------------------------------------
     def shutdown(self) -> None:

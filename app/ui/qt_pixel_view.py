@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtCore import QPoint, QPointF, Qt, Signal
 from PySide6.QtWidgets import QSizePolicy
 
 
@@ -110,8 +110,8 @@ class QtPixelView(pg.GraphicsLayoutWidget):
             if name is None or key == name:
                 marker.setData(x=np.zeros(0), y=np.zeros(0))
 
-    def scene_point(self, row: float, col: float) -> QPointF:
-        """Widget coordinates of the centre of pixel (row, col), for tests that click like a user."""
+    def scene_point(self, row: float, col: float) -> QPoint:
+        """Viewport coordinates of the centre of pixel (row, col), for tests that click like a user."""
         scene = self.item.mapToScene(QPointF(col + 0.5, row + 0.5))
         return self.mapFromScene(scene)
 

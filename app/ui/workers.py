@@ -11,6 +11,7 @@ import math
 import threading
 import time
 import traceback
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,13 @@ import numpy as np
 from PySide6.QtCore import QThread, Signal
 
 from app.core.sampling import SampleStep
+
+_WORKERS: weakref.WeakSet[QThread] = weakref.WeakSet()
+
+
+def running_workers() -> list[QThread]:
+    """Every worker of this module whose thread is still running (a closed window must leave none)."""
+    return [worker for worker in list(_WORKERS) if worker.isRunning()]
 
 
 @dataclass
@@ -62,6 +70,7 @@ class SamplingWorker(QThread):
         self._burst = False  # run to the end regardless of the rate
         self.latest: Frame | None = None
         self.completed = False
+        _WORKERS.add(self)
 
     # -- control, from the GUI thread ----------------------------------------------------------------------
     def play(self) -> None:
@@ -187,10 +196,14 @@ class JobWorker(QThread):
         self._serial = 0
         self._busy = False
         self._stop = False
+        _WORKERS.add(self)
 
     def submit(self, job: Callable[[], Any], tag: str = "") -> int:
-        """Queue ``job`` (dropping any queued one that has not started); returns its serial number."""
+        """Queue ``job`` (dropping any queued one that has not started); returns its serial number, or -1 once
+        the worker has been stopped for good."""
         with self._cond:
+            if self._stop:
+                return -1
             self._serial += 1
             self._pending = (self._serial, tag, job)
             self._cond.notify_all()
@@ -249,4 +262,4 @@ def describe_exception(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, ARExplorerError) else f"{type(exc).__name__}: {exc}"
 
 
-__all__ = ["SamplingWorker", "JobWorker", "JobResult", "Frame", "describe_exception"]
+__all__ = ["SamplingWorker", "JobWorker", "JobResult", "Frame", "describe_exception", "running_workers"]

@@ -57,6 +57,8 @@ VIEWS: list[ViewSpec] = [
              "Click a pixel: its conditional distribution and what it can see"),
     ViewSpec("toy", "1-D / 2-D demos", "app.ui.views.qt_toy_view:QtToyView",
              "Train a histogram, a logistic mixture or p(x1) p(x2 | x1) live on toy data and watch its density"),
+    ViewSpec("orderings", "Orderings", "app.ui.views.qt_ordering_view:QtOrderingView",
+             "Design an autoregressive ordering; sample and score under it, or train a model with it"),
 ]
 
 

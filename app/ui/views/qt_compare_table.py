@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
@@ -55,9 +56,11 @@ class QtCompareTable(QWidget):
         head.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
         layout.addWidget(self.table)
         self.rows: list[ComparisonRow] = []
+        self.last_values: np.ndarray | None = None
 
-    def show_rows(self, rows: list[ComparisonRow], current: str | None) -> None:
-        """Fill the table, best (lowest NLL) first; the current checkpoint in bold."""
+    def show_rows(self, rows: list[ComparisonRow], current: str | None, values: np.ndarray | None = None) -> None:
+        """Fill the table, best (lowest NLL) first; the current checkpoint in bold. ``values``: the image."""
+        self.last_values = values
         self.rows = sorted(rows, key=lambda r: (math.isnan(r.nll_nats), r.nll_nats))
         self.table.setRowCount(len(self.rows))
         for i, row in enumerate(self.rows):
@@ -80,6 +83,7 @@ class QtCompareTable(QWidget):
 
     def clear(self) -> None:
         self.rows = []
+        self.last_values = None
         self.table.setRowCount(0)
 
     def value(self, name: str) -> float | None:

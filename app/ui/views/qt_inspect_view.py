@@ -206,6 +206,7 @@ class QtInspectView(QWidget):
         if loaded is None or values is None or position is None:
             return
         session = self.context.session
+        values = values.copy()
         self.worker.submit(lambda: inspect_pixel(session, loaded, values, position), "pixel")
 
     def _on_done(self, result: JobResult) -> None:
@@ -214,8 +215,13 @@ class QtInspectView(QWidget):
         if result.tag == "sample":
             values, seed = result.value
             self.set_image(values, f"a sample of {self.loaded.name} (seed {seed})")
-        elif result.tag == "pixel" and result.value.checkpoint == self.loaded.name:
+        elif result.tag == "pixel" and self._current(result.value):
             self._show_inspection(result.value)
+
+    def _current(self, inspection: PixelInspection) -> bool:
+        """Whether an inspection is of the model and image on screen (not one superseded meanwhile)."""
+        return inspection.checkpoint == self.loaded.name and self.values is not None and \
+            np.array_equal(inspection.values, self.values)
 
     def _on_failed(self, tag: str, message: str, details: str) -> None:
         self.context.notify(f"inspecting failed: {message}", "error", details, source=self.loaded.name

@@ -271,7 +271,8 @@ class QtScoreView(QWidget):
         if loaded.name not in {i.name for i in infos}:
             infos.append(loaded.info)
         k = loaded.model.num_values
-        self.background.submit(lambda: compare_checkpoints(session, infos, load, values, k, label), "compare")
+        self.background.submit(lambda: (compare_checkpoints(session, infos, load, values, k, label), values),
+                               "compare")
 
     def _on_done(self, result: JobResult) -> None:
         handler = {"score": self._show_score, "pixel": self._show_pixel, "compare": self._show_compare,
@@ -330,8 +331,9 @@ class QtScoreView(QWidget):
         self.canvas.set_markers("pixel", [(r, col)], theme.ACCENT, 2.5)
         self.heatmap.set_markers("pixel", [(r, col)], theme.ACCENT, 2.5)
 
-    def _show_compare(self, rows) -> None:
-        self.table.show_rows(rows, self.loaded.name)
+    def _show_compare(self, value) -> None:
+        rows, values = value
+        self.table.show_rows(rows, self.loaded.name, values)
 
     def _store_reference(self, value) -> None:
         name, nats = value
@@ -423,7 +425,7 @@ class QtScoreView(QWidget):
         self.source = "a blank canvas"
         self.notes.setText("")
         self.original.setPixmap(QPixmap())
-        self.canvas.clear()
+        self.canvas.erase_all()
 
     def _on_hover(self, row: int, col: int) -> None:
         self.hover = (row, col) if row >= 0 else None

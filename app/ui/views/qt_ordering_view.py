@@ -1,0 +1,486 @@
+"""The ordering editor: "we can design any autoregressive ordering we want".
+
+Each pixel is coloured by its step in the ordering (dark first, bright last; the number on hover). Presets,
+painting by click and drag, reverse, transpose, flip, undo, save and load. Click a pixel (not painting) to see
+which pixels its conditional may depend on. With a model that takes any ordering, samples and the NLL of test
+images follow every edit at once; a model whose ordering is chosen when built can be trained with the edited
+ordering in the background. A table lists the test NLL by ordering of the models at hand.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QDoubleSpinBox,
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.errors import ARExplorerError
+from app.core.orderings import Ordering
+from app.core.sampling import sample_steps
+from app.core.session import LoadedModel
+from app.ui import theme
+from app.ui.context import AppContext
+from app.ui.example_images import example_images
+from app.ui.formatting import format_nll, loaded_data_description
+from app.ui.ordering_editor import OrderingEditor, describe_cell, ordering_rgb
+from app.ui.ordering_jobs import (
+    OrderingRow,
+    nll_by_ordering,
+    nll_under,
+    recorded_rows,
+    train_with_ordering,
+    training_output,
+)
+from app.ui.progress_task import ProgressTask
+from app.ui.qt_pixel_view import QtPixelView
+from app.ui.rendering import grid_layout, tile_rgb
+from app.ui.views.qt_ordering_tools import QtOrderingGrid, QtOrderingTools
+from app.ui.workers import JobResult, JobWorker, SamplingWorker
+
+NUM_SAMPLES = 4
+SCORE_IMAGES = 64  # test images scored under each edit
+TABLE_IMAGES = 256  # test images per ordering in the table
+REPAINT_MS = 40
+
+
+class QtOrderingView(QWidget):
+    """The Orderings tab. ``editor`` holds the ordering being edited."""
+
+    def __init__(self, context: AppContext, parent=None) -> None:
+        super().__init__(parent)
+        self.context = context
+        self.editor = OrderingEditor(28, 28)
+        self.selected: tuple[int, int] | None = None
+        self.sampler: SamplingWorker | None = None
+        self.jobs = JobWorker()
+        self.trainer_worker = JobWorker()
+        self.training = ProgressTask(self.trainer_worker, "train")
+        self.measured: list[OrderingRow] = []
+        self.score_text = ""
+        self._build()
+        self._connect()
+        self.timer = QTimer(self)
+        self.timer.setInterval(REPAINT_MS)
+        self.timer.timeout.connect(self._tick)
+        context.register_quiescer(self._quiesce)
+        context.model_changed.connect(self._on_model_changed)
+        context.checkpoints_changed.connect(self._refresh_table)
+        self._on_model_changed(context.loaded)
+
+    # -- building ------------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.tools = QtOrderingTools()
+        self.grid = QtOrderingGrid()
+        self.cell_label = QLabel("Hover over a pixel to see its step.")
+        self.validation = QLabel()
+        for label in (self.cell_label, self.validation):
+            label.setWordWrap(True)
+        left = QVBoxLayout()
+        left.addWidget(self.tools)
+        left.addWidget(self.grid, 1)
+        left.addWidget(self.cell_label)
+        left.addWidget(self.validation)
+        self.capability = QLabel()
+        self.capability.setWordWrap(True)
+        right = QVBoxLayout()
+        right.addWidget(self.capability)
+        right.addWidget(self._build_live())
+        right.addWidget(self._build_training())
+        right.addWidget(self._build_table(), 1)
+        layout = QHBoxLayout(self)
+        layout.addLayout(left, 3)
+        layout.addLayout(right, 2)
+        undo = QAction("Undo", self)
+        undo.setShortcut(QKeySequence.StandardKey.Undo)
+        undo.triggered.connect(self.undo)
+        self.addAction(undo)
+
+    def _build_live(self) -> QWidget:
+        self.live_box = QGroupBox("Under this ordering, now")
+        self.samples = QtPixelView(min_size=160)
+        self.sample_button = QPushButton("Sample again")
+        self.sample_button.clicked.connect(self.sample)
+        self.score_label = QLabel()
+        self.score_label.setWordWrap(True)
+        layout = QVBoxLayout(self.live_box)
+        layout.addWidget(self.samples, 1)
+        layout.addWidget(self.sample_button)
+        layout.addWidget(self.score_label)
+        return self.live_box
+
+    def _build_training(self) -> QWidget:
+        self.train_box = QGroupBox("Train with this ordering")
+        self.minutes = QDoubleSpinBox()
+        self.minutes.setRange(0.2, 120.0)
+        self.minutes.setValue(2.0)
+        self.minutes.setSuffix(" min")
+        self.train_button = QPushButton("Train")
+        self.train_button.clicked.connect(self.train)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.clicked.connect(self.training.cancel)
+        self.progress = QProgressBar()
+        self.train_label = QLabel()
+        self.train_label.setWordWrap(True)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Budget:"))
+        row.addWidget(self.minutes)
+        row.addWidget(self.train_button)
+        row.addWidget(self.stop_button)
+        layout = QVBoxLayout(self.train_box)
+        layout.addLayout(row)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.train_label)
+        return self.train_box
+
+    def _build_table(self) -> QWidget:
+        box = QGroupBox("Test NLL by ordering")
+        self.table = QTableWidget(0, 5)
+        self.table.setHorizontalHeaderLabels(["model", "ordering", "nats per image", "bits/dim", "images"])
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table_note = QLabel()
+        self.table_note.setWordWrap(True)
+        self.measure_button = QPushButton("Measure the presets with this model")
+        self.measure_button.clicked.connect(self.measure_presets)
+        layout = QVBoxLayout(box)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.measure_button)
+        layout.addWidget(self.table_note)
+        return box
+
+    def _connect(self) -> None:
+        t = self.tools
+        t.preset_chosen.connect(self.apply_preset)
+        t.paint_toggled.connect(self._on_paint_toggled)
+        t.fill_toggled.connect(self._on_fill_toggled)
+        t.reverse.connect(lambda: self._edit(self.editor.reverse))
+        t.transpose.connect(lambda: self._edit(self.editor.transpose))
+        t.flip.connect(lambda axis: self._edit(lambda: self.editor.flip(axis)))
+        t.undo.connect(self.undo)
+        t.save.connect(self.choose_save)
+        t.load.connect(self.choose_load)
+        self.grid.stroked.connect(self._on_stroke)
+        self.grid.pixel_hovered.connect(self._on_hover)
+        self.jobs.done.connect(self._on_done)
+        self.jobs.failed.connect(self._on_failed)
+        self.trainer_worker.done.connect(self._on_training_done)
+        self.trainer_worker.failed.connect(self._on_failed)
+
+    def set_scale(self, scale: float) -> None:
+        self.score_label.setStyleSheet(theme.heading_css(scale, 1.1))
+
+    # -- the model -----------------------------------------------------------------------------------------
+    @property
+    def loaded(self) -> LoadedModel | None:
+        return self.context.loaded
+
+    @property
+    def takes_any(self) -> bool:
+        return self.loaded is not None and self.loaded.model.capability == "any"
+
+    def _on_model_changed(self, loaded: LoadedModel | None) -> None:
+        self._stop_sampler()
+        self.measured = []
+        self.setEnabled(loaded is not None)
+        if loaded is None:
+            self.capability.setText("Open a checkpoint to edit orderings for it.")
+            return
+        model = loaded.model
+        h, w = model.config.height, model.config.width
+        if (self.editor.height, self.editor.width) != (h, w):
+            self.editor = OrderingEditor(h, w, model.ordering)
+        elif model.capability != "any":
+            self.editor.set(model.ordering)
+        self.tools.set_presets(sorted(self.context.session.registry.orderings))
+        self.tools.buttons["transpose"].setEnabled(h == w)
+        self.capability.setText(self._capability_text(loaded))
+        self.live_box.setVisible(model.capability == "any")
+        self.train_box.setVisible(model.capability == "build")
+        self.measure_button.setVisible(model.capability == "any")
+        self._refresh_table()
+        self._changed()
+
+    def _capability_text(self, loaded: LoadedModel) -> str:
+        title = loaded.model.spec.title
+        return {
+            "any": f"<b>{title}</b> takes any ordering at run time: samples and scores below follow every edit.",
+            "build": f"<b>{title}</b> was trained with the <b>{loaded.model.ordering.name}</b> ordering; its ordering "
+                     "is chosen when it is built. Train a new one with the edited ordering below.",
+        }.get(loaded.model.capability, f"<b>{title}</b> generates in one fixed ordering "
+                                       f"({loaded.model.ordering.name}); open an any-order model to use yours.")
+
+    # -- edits ---------------------------------------------------------------------------------------------
+    def apply_preset(self, name: str) -> None:
+        h, w = self.editor.height, self.editor.width
+        self.tools.paint.setChecked(False)
+        self._edit(lambda: self.editor.set(self.context.session.registry.ordering(name, h, w, 0)))
+
+    def set_ordering(self, ordering: Ordering) -> None:
+        self.tools.paint.setChecked(False)
+        self._edit(lambda: self.editor.set(ordering))
+
+    def _edit(self, change) -> bool:
+        try:
+            change()
+        except ARExplorerError as exc:
+            self.validation.setText(f"<span style='color:{theme.ERROR}'>{exc}</span>")
+            return False
+        self._changed()
+        return True
+
+    def undo(self) -> None:
+        if self.editor.undo():
+            self.tools.paint.blockSignals(True)
+            self.tools.paint.setChecked(self.editor.painting)
+            self.tools.paint.blockSignals(False)
+            self._changed()
+
+    def _on_paint_toggled(self, on: bool) -> None:
+        self.selected = None
+        if on:
+            self.editor.start_painting()
+            self._changed()
+
+    def _on_fill_toggled(self, fill: bool) -> None:
+        self.editor.set_fill_rest(fill)
+        self._changed()
+
+    def _on_stroke(self, cells: list, finished: bool) -> None:
+        if self.tools.paint.isChecked():
+            if cells:
+                self.editor.paint(cells)
+                self._render()
+            if finished:
+                self.editor.end_stroke()
+                self._changed()
+        elif cells:
+            self.select(cells[-1])
+
+    def select(self, cell: tuple[int, int] | None) -> None:
+        """Show what the conditional of ``cell`` may see (None: back to the plain ordering)."""
+        self.selected = None if cell is None or cell == self.selected else (int(cell[0]), int(cell[1]))
+        self._render()
+        if self.selected is not None:
+            self.cell_label.setText(describe_cell(self.editor, self.selected) + "; the dimmed pixels it may not see.")
+
+    def _changed(self) -> None:
+        self._render()
+        check = self.editor.validation()
+        colour = theme.TEXT if check.ok else theme.ERROR
+        self.validation.setText(f"<span style='color:{colour}'>{check.message}</span>")
+        ordering = self.editor.usable()
+        self.train_button.setEnabled(ordering is not None and not self.training.running)
+        if ordering is not None and self.takes_any:
+            self.sample()
+            self._score(ordering)
+
+    def _render(self) -> None:
+        self.grid.set_rgb(ordering_rgb(self.editor, self.selected))
+
+    def _on_hover(self, row: int, col: int) -> None:
+        if row >= 0:
+            self.cell_label.setText(describe_cell(self.editor, (row, col)))
+
+    # -- files ---------------------------------------------------------------------------------------------
+    def save_to(self, path: str | Path) -> bool:
+        ordering = self.editor.usable()
+        if ordering is None:
+            self.validation.setText(f"<span style='color:{theme.ERROR}'>nothing saved: "
+                                    f"{self.editor.validation().message}</span>")
+            return False
+        ordering.with_name(Path(path).stem).save(path)
+        self.validation.setText(f"saved to {path}: use it with ar-explorer sample --ordering {path}")
+        return True
+
+    def load_from(self, path: str | Path) -> bool:
+        try:
+            ordering = Ordering.load(path)
+        except ARExplorerError as exc:
+            self.validation.setText(f"<span style='color:{theme.ERROR}'>{exc}</span>")
+            return False
+        self.tools.paint.setChecked(False)
+        return self._edit(lambda: self.editor.set(ordering))
+
+    def choose_save(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save the ordering", "ordering.json", "Orderings (*.json)")
+        if path:
+            self.save_to(path)
+
+    def choose_load(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load an ordering", "", "Orderings (*.json);;All (*)")
+        if path:
+            self.load_from(path)
+
+    # -- live sampling and scoring (any-order models) -----------------------------------------------------
+    def sample(self) -> None:
+        loaded, ordering = self.loaded, self.editor.usable()
+        if loaded is None or ordering is None or not self.takes_any:
+            return
+        self._stop_sampler()
+        model = loaded.model
+        seed = int(np.random.default_rng().integers(100000))
+        worker = SamplingWorker(lambda: sample_steps(model, NUM_SAMPLES, seed=seed, ordering=ordering),
+                                tuple(model.shape))
+        worker.failed.connect(lambda message, details: self.context.notify(message, "error", details))
+        self.sampler = worker
+        worker.start()
+        self.timer.start()
+
+    def _tick(self) -> None:
+        frame = self.sampler.latest if self.sampler is not None else None
+        if frame is not None and self.loaded is not None:
+            step = frame.step
+            layout = grid_layout(step.image.shape[0], *self.loaded.model.shape[1:])
+            self.samples.set_rgb(tile_rgb(step.image, self.loaded.model.num_values, layout, frame.drawn,
+                                          self.editor.rank()))
+            if step.done and not self.training.running:
+                self.timer.stop()
+        if self.training.running:
+            self._show_training(self.training.latest)
+
+    def _score(self, ordering: Ordering) -> None:
+        loaded = self.loaded
+        examples = example_images(self.context.session, loaded, SCORE_IMAGES, seed=0)
+        self.score_label.setText("scoring…")
+
+        def job():
+            return ordering.name, nll_under(loaded, examples.images, ordering), examples.source
+
+        self.jobs.submit(job, "score")
+
+    def _show_score(self, value) -> None:
+        name, (nats, _), source = value
+        dims = int(np.prod(self.loaded.model.shape))
+        self.score_text = (f"{format_nll(nats, dims)}: mean over {SCORE_IMAGES} images of {source}, "
+                           f"ordering {name}")
+        self.score_label.setText(self.score_text)
+
+    # -- the table -----------------------------------------------------------------------------------------
+    def measure_presets(self) -> None:
+        loaded = self.loaded
+        if loaded is None or not self.takes_any:
+            return
+        h, w = self.editor.height, self.editor.width
+        registry = self.context.session.registry
+        orderings = {name: registry.ordering(name, h, w, 0) for name in sorted(registry.orderings)}
+        edited = self.editor.usable()
+        if edited is not None:
+            orderings[f"edited ({edited.name})"] = edited
+        examples = example_images(self.context.session, loaded, TABLE_IMAGES, seed=1)
+        self.table_note.setText(f"measuring {len(orderings)} orderings on {TABLE_IMAGES} images of "
+                                f"{examples.source}…")
+        self.jobs.submit(lambda: (nll_by_ordering(loaded, examples.images, orderings), examples.source), "table")
+
+    def _refresh_table(self) -> None:
+        loaded = self.loaded
+        if loaded is None:
+            return
+        rows = recorded_rows(self.context.checkpoints(), loaded.info.meta.get("dataset"), tuple(loaded.model.shape))
+        rows = [*self.measured, *rows]
+        self.table.setRowCount(len(rows))
+        for i, row in enumerate(rows):
+            count = str(row.num_images) if row.num_images else "test split"
+            cells = [row.model, row.ordering, f"{row.nll_nats:.2f}", f"{row.bits_per_dim:.4f}", count]
+            for j, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setToolTip(row.source)
+                self.table.setItem(i, j, item)
+        self.table.resizeColumnsToContents()
+        self.table_note.setText(f"Negative log-likelihood on {loaded_data_description(loaded)}: recorded test NLL of "
+                                "each checkpoint, and measured now for an any-order model.")
+
+    # -- training (build-time models) ----------------------------------------------------------------------
+    def train(self) -> None:
+        loaded, ordering = self.loaded, self.editor.usable()
+        if loaded is None or ordering is None or self.training.running:
+            return
+        from plugins.checkpoints import user_checkpoint_dir
+
+        folder = user_checkpoint_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        out = training_output(loaded, ordering, folder)
+        session, minutes = self.context.session, float(self.minutes.value())
+        self.train_label.setText(f"training {loaded.model.spec.title} with {ordering.name} for up to "
+                                 f"{minutes:g} min -> {out.name}")
+        self.training.start(lambda stop: train_with_ordering(session, loaded, ordering, out, minutes, stop))
+        self.train_button.setEnabled(False)
+        self.timer.start()
+
+    def _show_training(self, event) -> None:
+        if event is None:
+            return
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(int(1000 * max(event.fraction, min(1.0, event.elapsed_s / (60 * self.minutes.value())))))
+        best = event.best_valid_nll
+        dims = int(np.prod(self.loaded.model.shape)) if self.loaded else 1
+        parts = [f"step {event.step}", f"{event.elapsed_s:.0f} s"]
+        if event.train_nll is not None:
+            parts.append(f"training {event.train_nll:.1f} nats per image")
+        if best is not None and math.isfinite(best):
+            parts.append(f"best validation {format_nll(best, dims)}")
+        self.train_label.setText(" · ".join(parts))
+
+    def _on_training_done(self, result: JobResult) -> None:
+        event = result.value
+        self.train_button.setEnabled(self.editor.usable() is not None)
+        self._show_training(event)
+        if event is not None and event.kind in ("done", "stopped"):
+            self.train_label.setText(self.train_label.text() + f" · {event.kind}; the checkpoint is in the model list")
+            self.context.checkpoints(refresh=True)
+
+    # -- jobs ----------------------------------------------------------------------------------------------
+    def _on_done(self, result: JobResult) -> None:
+        if self.loaded is None:
+            return
+        if result.tag == "score":
+            self._show_score(result.value)
+        elif result.tag == "table":
+            self.measured, source = result.value
+            self._refresh_table()
+            self.table_note.setText(self.table_note.text() + f" Measured now: {TABLE_IMAGES} images of {source}.")
+
+    def _on_failed(self, tag: str, message: str, details: str) -> None:
+        self.context.notify(f"{tag}: {message}", "error", details, source="orderings")
+        if tag == "train":
+            self.train_button.setEnabled(True)
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+    def _stop_sampler(self) -> None:
+        if self.sampler is not None:
+            self.sampler.stop_and_wait()
+            self.sampler = None
+
+    def default_action(self) -> None:
+        """What ``--screenshot --view orderings`` shows: the spiral, with samples where the model allows."""
+        self.apply_preset("spiral")
+        self.select((self.editor.height // 2, self.editor.width // 2 + 2))
+
+    def _quiesce(self) -> None:
+        self._stop_sampler()
+        self.training.cancel()
+        self.jobs.drain()
+        self.trainer_worker.drain(timeout_s=30.0)
+
+    def shutdown(self) -> None:
+        self.timer.stop()
+        self._stop_sampler()
+        self.training.cancel()
+        self.jobs.stop_and_wait()
+        self.trainer_worker.stop_and_wait(30000)
+
+
+__all__ = ["QtOrderingView"]

@@ -1,0 +1,176 @@
+"""The Score view: strokes change the score, odd image files work or say why, units and data are named,
+every compatible checkpoint is compared, and hovering shows a pixel's conditional."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+from PIL import Image  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtTest import QTest  # noqa: E402
+
+from app.core.scoring import conditional_at, score  # noqa: E402
+
+
+def score_view(window):
+    view = window.show_view("score")
+    QTest.qWait(100)  # let the newly shown tab take its final size before pixels are mapped to the screen
+    return view
+
+
+def scored(view, wait_for, values: np.ndarray | None = None):
+    """Wait until the score on screen is the score of the canvas as it is now."""
+    target = view.canvas.values.copy() if values is None else values
+    expected = score(view.loaded.model, target[None].astype(np.float32)).nll_nats[0]
+    wait_for(lambda: view.result is not None and abs(view.result.nll_nats - expected) < 1e-6)
+    return view.result
+
+
+def drag(canvas, points: list[tuple[int, int]]) -> None:
+    """Press, move through ``points`` (row, col) and release, with real mouse events."""
+    viewport = canvas.viewport()
+    spots = [canvas.scene_point(r, c) for r, c in points]
+    QTest.mousePress(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, spots[0])
+    for spot in spots[1:]:
+        QTest.mouseMove(viewport, spot, 10)
+    QTest.mouseRelease(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, spots[-1], 10)
+
+
+def test_strokes_change_the_score_and_its_map(make_window, tiny_checkpoints, wait_for):
+    window = make_window("tiny-pixelcnn")
+    view = score_view(window)
+    blank = scored(view, wait_for)
+    assert blank.per_pixel_nll.shape == (28, 28)
+    drag(view.canvas, [(5, 14), (10, 14), (15, 14), (20, 14)])
+    assert view.canvas.values[0, 5:21, 14].all(), "the drag drew a vertical stroke"
+    stroked = scored(view, wait_for)
+    assert stroked.nll_nats != blank.nll_nats
+    assert not np.array_equal(stroked.per_pixel_nll, blank.per_pixel_nll)
+    # the heat map on screen is the per-pixel NLL, aligned with the canvas
+    assert view.heatmap.image.shape[:2] == view.canvas.image.shape[:2] == (28, 28)
+    assert "nats per image" in view.nll.text() and "bits/dim" in view.bpd.text()
+    assert "Binarized MNIST" in view.data.text() and "binarization" in view.data.text()
+    # the percentile comes from the recorded test quantiles (300..700 nats)
+    expected = 100.0 * np.mean(np.linspace(300, 700, 101) < stroked.nll_nats)
+    assert stroked.percentile == pytest.approx(expected)
+    assert "test images of Binarized MNIST" in view.rank.text()
+
+
+def test_eraser_clear_and_invert(make_window, tiny_checkpoints, wait_for):
+    window = make_window("tiny-gated")
+    view = score_view(window)
+    canvas = view.canvas
+    canvas.stroke([(10, 10)], finished=True)
+    assert canvas.values[0, 10, 10] == 1 and canvas.values[0, 9, 10] == 1  # size 2: a plus
+    canvas.erasing = True
+    canvas.stroke([(10, 10)], finished=True)
+    assert canvas.values.sum() == 0
+    canvas.invert()
+    assert canvas.values.all()
+    inverted = scored(view, wait_for)
+    canvas.erase_all()
+    assert canvas.values.sum() == 0
+    assert scored(view, wait_for).nll_nats != inverted.nll_nats
+
+
+@pytest.mark.parametrize(
+    "name, make, ok",
+    [
+        ("tiny.png", lambda p: Image.new("L", (1, 1), 255).save(p), True),
+        ("huge.png", lambda p: Image.new("RGB", (2400, 1800), (255, 255, 255)).save(p), True),
+        ("rgba.png", lambda p: _rgba_digit().save(p), True),
+        ("corrupt.png", lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40), False),
+        ("empty.jpg", lambda p: p.write_bytes(b""), False),
+        ("notes.png", lambda p: p.write_text("not an image"), False),
+    ],
+)
+def test_odd_image_files_load_with_a_preview_or_say_why(make_window, tiny_checkpoints, wait_for, tmp_path,
+                                                        name, make, ok):
+    window = make_window("tiny-pixelcnn")
+    view = score_view(window)
+    view.canvas.stroke([(3, 3)], finished=True)
+    before = view.canvas.values.copy()
+    path = tmp_path / name
+    make(path)
+    assert view.load_file(path) is ok
+    if ok:
+        assert view.canvas.values.shape == (1, 28, 28) and view.canvas.values.max() <= 1
+        assert name in view.notes.text() and "binarized at 0.5" in view.notes.text()
+        scored(view, wait_for)
+    else:
+        np.testing.assert_array_equal(view.canvas.values, before)  # nothing changed
+        message = window.context.notices[-1].message
+        assert name in message and "\n" not in message
+        assert message in view.notes.text()
+
+
+def _rgba_digit() -> Image.Image:
+    image = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    for y in range(10, 54):
+        for x in range(28, 36):
+            image.putpixel((x, y), (20, 20, 20, 255))
+    return image
+
+
+def test_every_compatible_checkpoint_is_compared(make_window, tiny_checkpoints, wait_for):
+    window = make_window("tiny-pixelcnn")
+    view = score_view(window)
+    view.canvas.stroke([(8, 8), (9, 9), (10, 10)], finished=True)
+    view.compare()
+    names = {"tiny-pixelcnn", "tiny-gated"}
+    wait_for(lambda: {r.name for r in view.table.rows} == names
+             and np.array_equal(view.table.last_values, view.canvas.values))
+    for name in names:
+        expected = score(window.context.model(name).model, view.canvas.values[None].astype(np.float32)).nll_nats[0]
+        assert view.table.value(name) == pytest.approx(expected)
+    assert view.table.table.rowCount() == 2  # the 8x8 checkpoint does not fit a 28x28 image
+    header = [view.table.table.horizontalHeaderItem(i).text() for i in range(view.table.table.columnCount())]
+    assert "NLL (nats per image)" in header and "bits/dim" in header
+
+
+def test_hovering_a_pixel_shows_its_conditional(make_window, tiny_checkpoints, wait_for):
+    window = make_window("tiny-gated")
+    view = score_view(window)
+    view.canvas.stroke([(12, 12), (13, 12)], finished=True)
+    scored(view, wait_for)
+    view.canvas.pixel_hovered.emit(13, 12)
+    import torch
+
+    expected = conditional_at(view.loaded.model, torch.as_tensor(view.canvas.values), (0, 13, 12)).probs
+    wait_for(lambda: view.pixel_plot.heights.shape == (2,) and np.allclose(view.pixel_plot.heights, expected))
+    assert "row 13, col 12" in view.pixel_text.text() and "nats" in view.pixel_text.text()
+
+
+def test_a_test_image_needs_the_data(make_window, tiny_checkpoints, tiny_binarized, monkeypatch, wait_for):
+    window = make_window("tiny-pixelcnn")
+    assert not score_view(window).tools.test_button.isEnabled()  # no data in the isolated data folder
+    window.close()
+    monkeypatch.setenv("AR_EXPLORER_DATA", str(tiny_binarized))
+    window = make_window("tiny-pixelcnn")
+    view = score_view(window)
+    assert view.tools.test_button.isEnabled()
+    assert view.load_test_image(5)
+    from app.core.session import Session
+
+    images = Session(device="cpu").split("binarized-mnist", "test").images
+    np.testing.assert_array_equal(view.canvas.values, images[5])
+    scored(view, wait_for)
+    assert "test image #5" in view.data.text()
+
+
+def test_mouse_position_maps_to_pixels(make_window, tiny_checkpoints):
+    window = make_window("tiny-gated")
+    canvas = score_view(window).canvas
+    clicked = []
+    spot = canvas.scene_point(4, 20)
+    QTest.mouseClick(canvas.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, spot)
+    assert canvas.values[0, 4, 20] == 1 and canvas.values.sum() == 5
+    canvas.pixel_clicked.connect(lambda r, c, b: clicked.append((r, c)))
+    QTest.mouseClick(canvas.viewport(), Qt.MouseButton.RightButton, Qt.KeyboardModifier.NoModifier,
+                     canvas.scene_point(7, 3))
+    assert clicked == [(7, 3)]
+    assert window.tabs.currentWidget() is window.views["inspect"]  # right click: inspect that pixel
