@@ -95,7 +95,7 @@ class CachedProgram:
         hw = self.height * self.width
         steps = np.arange(self.total)
         position, channel = steps // self.channels, steps % self.channels
-        self.tab_dim = _index(channel * hw + position, self.device)
+        self._step_fields: dict[str, np.ndarray] = {"dim": channel * hw + position}
         self.step = torch.zeros(1, dtype=torch.long, device=self.device)
         self.finite = torch.ones((), dtype=torch.bool, device=self.device)
         self.nonfinite = torch.zeros(1, dtype=torch.int32, device=self.device)  # set by fused kernels
@@ -122,17 +122,34 @@ class CachedProgram:
         """Derive weights from the model's parameters and the per-run biases of ``cond``; zero the caches."""
         raise NotImplementedError
 
-    def compute(self) -> Tensor:
-        """``(B, 1, K)``: the conditionals of the current step, updating the activation caches at its position."""
+    def compute(self, ix: dict[str, Tensor] | None = None) -> Tensor:
+        """``(B, 1, K)``: the conditionals of the current step, updating the activation caches at its position.
+
+        ``ix`` are the step's :meth:`indices` (gathered here if not given)."""
         raise NotImplementedError
 
     def row_update(self) -> None:
         """Work done once at the start of every image row (the current step is its first)."""
 
-    def _write_input(self, values: Tensor) -> None:
+    def _write_input(self, values: Tensor, ix: dict[str, Tensor]) -> None:
         raise NotImplementedError
 
     # shared ------------------------------------------------------------------------------------------------
+    def _pack_steps(self) -> None:
+        """One row of indices per step (``self._step_fields``), so that a step gathers all of them at once."""
+        columns, self.fields, at = [], {}, 0
+        for name, values in self._step_fields.items():
+            values = np.asarray(values).reshape(self.total, -1)
+            self.fields[name] = slice(at, at + values.shape[1])
+            at += values.shape[1]
+            columns.append(values)
+        self.tab_step = _index(np.concatenate(columns, 1), self.device)
+
+    def indices(self) -> dict[str, Tensor]:
+        """The indices of the current step, by name: views of one gathered row (one kernel, no host sync)."""
+        row = self.tab_step.index_select(0, self.step)[0]
+        return {name: row[where] for name, where in self.fields.items()}
+
     def reset(self, canvas: Tensor, cond: Tensor | None) -> None:
         """Start a run over ``canvas`` (its values are the initial image)."""
         self.canvas.copy_(canvas)
@@ -146,23 +163,24 @@ class CachedProgram:
     def normalize(self, values: Tensor) -> Tensor:
         return values.to(self.dtype) * (2.0 / (self.num_values - 1)) - 1.0
 
-    def commit(self, values: Tensor) -> None:
+    def commit(self, values: Tensor, ix: dict[str, Tensor] | None = None) -> None:
         """Write ``values`` ``(B, 1)`` for the current step into the canvas and the input caches."""
-        dim = self.tab_dim.index_select(0, self.step)
-        self.canvas.view(self.batch, -1).index_copy_(1, dim, values.to(self.dtype))
-        self._write_input(values)
+        ix = ix if ix is not None else self.indices()
+        self.canvas.view(self.batch, -1).index_copy_(1, ix["dim"], values.to(self.dtype))
+        self._write_input(values, ix)
 
     def draw_step(self, temperature: float, with_known: bool) -> None:
         """One whole step: conditionals, draw by the inverse CDF, commit, advance."""
-        probs = self.compute()
+        ix = self.indices()
+        probs = self.compute(ix)
         self.finite.logical_and_(torch.isfinite(probs).all())
         tempered = apply_temperature(probs, temperature)
-        dim = self.tab_dim.index_select(0, self.step)
+        dim = ix["dim"]
         values = draw(tempered.to(torch.float64), self.uniforms.index_select(1, dim))
         if with_known:
             keep = self.known.index_select(0, dim)
             values = torch.where(keep, self.known_values.index_select(1, dim).long(), values)
-        self.commit(values)
+        self.commit(values, ix)
         self.step.add_(1)
 
     def run_row(self, temperature: float, with_known: bool) -> None:
@@ -192,16 +210,16 @@ class PixelCNNProgram(CachedProgram):
         position, channel = steps // c, steps % c
         rows, cols = position // w, position % w
         centre = (rows + pad) * self.grid_w + cols + pad
-        self.tab_centre = _index(centre, self.device)
-        self.tab_image = _index(centre * c + channel, self.device)
-        self.tab_channel = _index(channel, self.device)
-        self.windows: dict[int, tuple[list[tuple[int, int]], Tensor]] = {}
+        self._step_fields.update(centre=centre, image=centre * c + channel, channel=channel)
+        self.windows: dict[int, list[tuple[int, int]]] = {}
         for conv in self.convs:
             k = conv.kernel_size[0]
             if k not in self.windows:
                 offsets = [(dy, dx) for dy in range(k // 2 + 1) for dx in range(k) if dy < k // 2 or dx <= k // 2]
                 table = np.stack([centre + (dy - k // 2) * self.grid_w + (dx - k // 2) for dy, dx in offsets], 1)
-                self.windows[k] = (offsets, _index(table, self.device))
+                self.windows[k] = offsets
+                self._step_fields[f"window{k}"] = table
+        self._pack_steps()
         ch = model.first.out_channels
         self.image = torch.zeros(batch, grid, c, device=self.device, dtype=self.dtype)
         self.caches = [torch.zeros(batch, grid, ch, device=self.device, dtype=self.dtype) for _ in model.layers]
@@ -211,7 +229,7 @@ class PixelCNNProgram(CachedProgram):
 
     def _window_weight(self, conv) -> Tensor:
         """``(window * in, out)``: the masked kernel at the visible offsets, in the order of the gather."""
-        offsets, _ = self.windows[conv.kernel_size[0]]
+        offsets = self.windows[conv.kernel_size[0]]
         masked = conv.weight * conv.mask
         stacked = torch.stack([masked[:, :, dy, dx] for dy, dx in offsets], 1)  # (out, window, in)
         return stacked.reshape(conv.out_channels, -1).t().contiguous()
@@ -237,27 +255,26 @@ class PixelCNNProgram(CachedProgram):
             for cache in self.caches:
                 cache.zero_()
 
-    def _conv_at(self, i: int, source: Tensor) -> Tensor:
-        conv = self.convs[i]
-        window = source.index_select(1, _pick(self.windows[conv.kernel_size[0]][1], self.step))
+    def _conv_at(self, i: int, source: Tensor, ix: dict[str, Tensor]) -> Tensor:
+        window = source.index_select(1, ix[f"window{self.convs[i].kernel_size[0]}"])
         return torch.addmm(self.biases[i], window.view(self.batch, -1), self.weights[i])
 
-    def compute(self) -> Tensor:
-        centre = self.tab_centre.index_select(0, self.step)
-        hidden = self._conv_at(0, self.image)
+    def compute(self, ix: dict[str, Tensor] | None = None) -> Tensor:
+        ix = ix if ix is not None else self.indices()
+        centre = ix["centre"]
+        hidden = self._conv_at(0, self.image, ix)
         for i, cache in enumerate(self.caches):
             cache.index_copy_(1, centre, F.relu(hidden).unsqueeze(1))
-            hidden = hidden + self._conv_at(i + 1, cache)
+            hidden = hidden + self._conv_at(i + 1, cache, ix)
         out = torch.addmm(self.head_biases[0], F.relu(hidden), self.weights[-2])
         out = torch.addmm(self.head_biases[1], F.relu(out), self.weights[-1])
         params = out.view(self.batch, self.channels, -1)
         if self.channels > 1:
-            params = params.index_select(1, self.tab_channel.index_select(0, self.step))
+            params = params.index_select(1, ix["channel"])
         return self.likelihood.probs(params)
 
-    def _write_input(self, values: Tensor) -> None:
-        index = self.tab_image.index_select(0, self.step)
-        self.image.view(self.batch, -1).index_copy_(1, index, self.normalize(values))
+    def _write_input(self, values: Tensor, ix: dict[str, Tensor]) -> None:
+        self.image.view(self.batch, -1).index_copy_(1, ix["image"], self.normalize(values))
 
 
 class GatedPixelCNNProgram(CachedProgram):
@@ -286,18 +303,18 @@ class GatedPixelCNNProgram(CachedProgram):
         rows, cols = steps // w, steps % w
         r = np.arange(h)
         self.tab_row = _index(rows, dev)
-        self.tab_col = _index(cols, dev)
-        self.tab_col_grid = _index(cols + pad, dev)
-        self.tab_image = _index((rows + self.top) * self.grid_w + cols + pad, dev)
+        self._step_fields.update(col=cols, col_grid=cols + pad, image=(rows + self.top) * self.grid_w + cols + pad)
         self.tab_above = [_index(np.stack([r - 1 - p + j + self.top for j in range(p + 1)], 1), dev) for p in self.halves]
         self.tab_write = _index(np.where(r > 0, r - 1 + self.top, self.grid_h - 1), dev)
         self.tab_has_above = torch.as_tensor((r > 0).astype(np.float32), device=dev).to(dt)
         p0 = self.halves[0]
         # Layer 0's horizontal input is the image itself, one column to the left (mask A), read from the grid.
-        self.tab_first = _index(
-            np.stack([(rows + self.top) * self.grid_w + cols - 1 - p0 + j + pad for j in range(p0 + 1)], 1), dev
+        self._step_fields["first"] = np.stack(
+            [(rows + self.top) * self.grid_w + cols - 1 - p0 + j + pad for j in range(p0 + 1)], 1
         )
-        self.tab_windows = [_index(np.stack([np.arange(w) - p + j + pad for j in range(p + 1)], 1), dev) for p in self.halves]
+        for p in set(self.halves[1:]):
+            self._step_fields[f"window{p}"] = np.stack([cols - p + j + pad for j in range(p + 1)], 1)
+        self._pack_steps()
         self.vertical = [
             torch.zeros(batch, layer.v_conv.conv.in_channels, self.grid_h, self.grid_w, device=dev, dtype=dt)
             for layer in self.layers
@@ -357,17 +374,18 @@ class GatedPixelCNNProgram(CachedProgram):
                 a, b = (v_pre + self.class_bias[i]).chunk(2, 1)
                 self.vertical[i + 1][:, :, :, pad : pad + w].index_copy_(2, write, torch.tanh(a) * torch.sigmoid(b))
 
-    def compute(self) -> Tensor:
-        col = self.tab_col.index_select(0, self.step)
-        col_grid = self.tab_col_grid.index_select(0, self.step)
+    def compute(self, ix: dict[str, Tensor] | None = None) -> Tensor:
+        ix = ix if ix is not None else self.indices()
+        col_grid = ix["col_grid"]
         ch, last = self.hidden, len(self.layers) - 1
+        row_bias = self.row_bias_all.index_select(2, ix["col"])  # (L, B, 1, 2ch): every layer's at once
         gates = []
         for i, layer in enumerate(self.layers):
             if i == 0:
-                window = self.vertical[0].view(self.batch, -1).index_select(1, _pick(self.tab_first, self.step))
+                window = self.vertical[0].view(self.batch, -1).index_select(1, ix["first"])
             else:
-                window = self.rows[i].index_select(1, _pick(self.tab_windows[i], col)).view(self.batch, -1)
-            pre = torch.addmm(self.row_bias[i].index_select(1, col).view(self.batch, -1), window, self.h_weights[i])
+                window = self.rows[i].index_select(1, ix[f"window{self.halves[i]}"]).view(self.batch, -1)
+            pre = torch.addmm(row_bias[i, :, 0], window, self.h_weights[i])
             a, b = pre.chunk(2, 1)
             gated = torch.tanh(a) * torch.sigmoid(b)
             gates.append(gated)
@@ -381,9 +399,8 @@ class GatedPixelCNNProgram(CachedProgram):
         out = torch.addmm(self.head_biases[1], F.relu(out), self.head_weights[1])
         return self.likelihood.probs(out.view(self.batch, 1, -1))
 
-    def _write_input(self, values: Tensor) -> None:
-        index = self.tab_image.index_select(0, self.step)
-        self.vertical[0].view(self.batch, -1).index_copy_(1, index, self.normalize(values))
+    def _write_input(self, values: Tensor, ix: dict[str, Tensor]) -> None:
+        self.vertical[0].view(self.batch, -1).index_copy_(1, ix["image"], self.normalize(values))
 
 
 def _refill(old: Tensor, new: Tensor) -> Tensor:
