@@ -19,6 +19,8 @@ from app.core.orderings import Ordering
 from plugins.sequence_layers import CachedSequenceSampler, SequenceModel
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
+#: The hidden state an RNN carries between steps: ``(h, c)`` for an LSTM, ``h`` for a GRU.
+RNNState = Tensor | tuple[Tensor, Tensor]
 
 
 class PixelRNN(SequenceModel):
@@ -40,8 +42,11 @@ class PixelRNN(SequenceModel):
             return tokens
         return torch.cat([tokens, locations.to(tokens.dtype).expand(tokens.shape[0], -1, -1)], dim=-1)
 
-    def run(self, inputs: Tensor, state=None):
-        """The recurrence in float32 (recurrent kernels have no bfloat16 path on every device)."""
+    def run(self, inputs: Tensor, state: RNNState | None = None) -> tuple[Tensor, RNNState]:
+        """Run the recurrence over ``inputs`` ``(B, T, F)`` from ``state``; returns the outputs and the new state.
+
+        It runs in float32 even under mixed precision: recurrent kernels have no bfloat16 path on every device.
+        """
         with torch.autocast(inputs.device.type, enabled=False):
             return self.rnn(inputs.float(), state)
 
@@ -61,7 +66,7 @@ class RNNStateSampler(CachedSequenceSampler):
     def reset(self) -> None:
         self.state = None
 
-    def advance(self, step: int, token: Tensor, location: Tensor) -> Tensor:
+    def advance_token(self, step: int, token: Tensor, location: Tensor) -> Tensor:
         inputs = self.model.inputs(token.unsqueeze(1), location.unsqueeze(0))
         out, self.state = self.model.run(inputs, self.state)
         return self.model.head(out[:, 0])

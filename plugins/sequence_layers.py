@@ -9,6 +9,7 @@ Optionally each step also gets the *location* of the dimension it predicts: its 
 :class:`CachedSequenceSampler` is the incremental sampler of such models: it advances the network one step per
 dimension and keeps whatever state the network carries between steps (the RNN's hidden state, WaveNet's queues
 of past activations), so a sample costs one step of work per dimension instead of one whole pass.
+:class:`StepwiseSampler`, its base, serves any model that can compute one step at a time (PixelSNAIL).
 """
 
 from __future__ import annotations
@@ -113,17 +114,16 @@ class SequenceModel(ARModel):
         return super().make_sampler(x, cond, ordering, mode)
 
 
-class CachedSequenceSampler(Sampler):
-    """Advances a :class:`SequenceModel` one step per dimension, carrying the network's state between steps.
+class StepwiseSampler(Sampler):
+    """A sampler that computes one step's outputs at a time and keeps what later steps reuse.
 
-    Subclasses implement :meth:`reset` (empty state) and :meth:`advance` (one step: input token and location
-    of that step in, head parameters of that step out). Steps whose values were committed without asking for
+    Subclasses implement :meth:`reset` (empty state) and :meth:`advance` (the head parameters of one step,
+    given that every earlier step has been advanced). Steps whose values were committed without asking for
     their conditionals (known pixels in completion) are caught up from the canvas on the next :meth:`probs`.
+    ``network_calls`` counts advanced steps.
     """
 
-    model: SequenceModel
-
-    def __init__(self, model: SequenceModel, x: Tensor, cond: Tensor | None, ordering: Ordering | None) -> None:
+    def __init__(self, model: ARModel, x: Tensor, cond: Tensor | None, ordering: Ordering | None) -> None:
         super().__init__(model, x, cond, ordering)
         self.next_step = 0
         self.last_params: Tensor | None = None
@@ -133,18 +133,34 @@ class CachedSequenceSampler(Sampler):
         """Forget all state: the next step advanced is step 0."""
         raise NotImplementedError
 
-    def advance(self, step: int, token: Tensor, location: Tensor) -> Tensor:
-        """Consume step ``step``'s token ``(B, K + 1)`` and location ``(L,)``; return its parameters ``(B, P)``."""
+    def advance(self, step: int) -> Tensor:
+        """Compute step ``step`` from the canvas and the kept state; return its head parameters ``(B, P)``."""
         raise NotImplementedError
 
     def probs(self, step: int) -> Tensor:
         if step < self.next_step - 1:  # asked again for an earlier step: start over from the canvas
             self.next_step = 0
             self.reset()
-        flat = self.x.reshape(self.x.shape[0], -1)
         while self.next_step <= step:
-            token = self.model.step_token(flat, self.next_step)
-            self.last_params = self.advance(self.next_step, token, self.model.locations[self.next_step])
+            self.last_params = self.advance(self.next_step)
             self.next_step += 1
             self.network_calls += 1
         return self.model.likelihood.probs(self.last_params.unsqueeze(1))
+
+
+class CachedSequenceSampler(StepwiseSampler):
+    """Advances a :class:`SequenceModel` one step per dimension, carrying the network's state between steps.
+
+    Subclasses implement :meth:`reset` and :meth:`advance_token`: one step of the network, from that step's
+    input token and location to its head parameters.
+    """
+
+    model: SequenceModel
+
+    def advance_token(self, step: int, token: Tensor, location: Tensor) -> Tensor:
+        """Consume step ``step``'s token ``(B, K + 1)`` and location ``(L,)``; return its parameters ``(B, P)``."""
+        raise NotImplementedError
+
+    def advance(self, step: int) -> Tensor:
+        token = self.model.step_token(self.x.reshape(self.x.shape[0], -1), step)
+        return self.advance_token(step, token, self.model.locations[step])

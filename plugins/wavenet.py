@@ -133,7 +133,7 @@ class FastWaveNetSampler(CachedSequenceSampler):
         self.input_queue = torch.zeros(b, 1, model.token_size, **like)
         self.queues = [torch.zeros(b, d, channels, **like) for d in model.dilations]
 
-    def advance(self, step: int, token: Tensor, location: Tensor) -> Tensor:
+    def advance_token(self, step: int, token: Tensor, location: Tensor) -> Tensor:
         model = self.model
         token = token.to(self.input_queue.dtype)
         h = model.input.step(self.input_queue[:, 0].clone(), token)
