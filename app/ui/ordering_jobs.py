@@ -87,6 +87,7 @@ def train_with_ordering(
     minutes: float,
     should_stop: Callable[[], bool] = lambda: False,
     limit: int = 0,
+    epochs: float = 20.0,
 ) -> Iterator[TrainEvent]:
     """Train a fresh model like ``loaded`` (same family and size) with ``ordering``, on its own dataset.
 
@@ -103,7 +104,7 @@ def train_with_ordering(
     model = spec.create(config).to(session.device)
     train_split = session.split(loaded.dataset, "train", limit)
     valid_split = session.split(loaded.dataset, "valid", min(limit, 2000) if limit else 2000)
-    cfg = TrainConfig(epochs=100.0, batch_size=128, lr=1e-3, max_minutes=minutes, log_every=10)
+    cfg = TrainConfig(epochs=epochs, batch_size=128, lr=1e-3, max_minutes=minutes, log_every=10)
     meta = {"dataset": loaded.dataset.name, "binarization": loaded.dataset.binarization,
             "trained_from": loaded.name}
     yield from train(model, train_split, valid_split, cfg, out, meta, should_stop=should_stop)

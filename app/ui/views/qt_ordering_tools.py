@@ -74,6 +74,13 @@ class QtOrderingTools(QWidget):
     def set_presets(self, names: list[str]) -> None:
         self.presets.clear()
         self.presets.addItems(names)
+        self.presets.setCurrentIndex(-1)
+
+    def show_preset(self, name: str) -> None:
+        """Show ``name`` as the chosen preset (without choosing it again)."""
+        self.presets.blockSignals(True)
+        self.presets.setCurrentIndex(self.presets.findText(name))
+        self.presets.blockSignals(False)
 
 
 __all__ = ["QtOrderingGrid", "QtOrderingTools"]

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QSpinBox,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -129,6 +130,10 @@ class QtOrderingView(QWidget):
         self.minutes.setRange(0.2, 120.0)
         self.minutes.setValue(2.0)
         self.minutes.setSuffix(" min")
+        self.epochs = QSpinBox()
+        self.epochs.setRange(1, 1000)
+        self.epochs.setValue(20)
+        self.epochs.setSuffix(" epochs")
         self.train_button = QPushButton("Train")
         self.train_button.clicked.connect(self.train)
         self.stop_button = QPushButton("Stop")
@@ -139,6 +144,7 @@ class QtOrderingView(QWidget):
         row = QHBoxLayout()
         row.addWidget(QLabel("Budget:"))
         row.addWidget(self.minutes)
+        row.addWidget(self.epochs)
         row.addWidget(self.train_button)
         row.addWidget(self.stop_button)
         layout = QVBoxLayout(self.train_box)
@@ -150,7 +156,7 @@ class QtOrderingView(QWidget):
     def _build_table(self) -> QWidget:
         box = QGroupBox("Test NLL by ordering")
         self.table = QTableWidget(0, 5)
-        self.table.setHorizontalHeaderLabels(["model", "ordering", "nats per image", "bits/dim", "images"])
+        self.table.setHorizontalHeaderLabels(["ordering", "nats per image", "bits/dim", "model", "images"])
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table_note = QLabel()
         self.table_note.setWordWrap(True)
@@ -227,6 +233,7 @@ class QtOrderingView(QWidget):
     def apply_preset(self, name: str) -> None:
         h, w = self.editor.height, self.editor.width
         self.tools.paint.setChecked(False)
+        self.tools.show_preset(name)
         self._edit(lambda: self.editor.set(self.context.session.registry.ordering(name, h, w, 0)))
 
     def set_ordering(self, ordering: Ordering) -> None:
@@ -394,7 +401,7 @@ class QtOrderingView(QWidget):
         self.table.setRowCount(len(rows))
         for i, row in enumerate(rows):
             count = str(row.num_images) if row.num_images else "test split"
-            cells = [row.model, row.ordering, f"{row.nll_nats:.2f}", f"{row.bits_per_dim:.4f}", count]
+            cells = [row.ordering, f"{row.nll_nats:.2f}", f"{row.bits_per_dim:.4f}", row.model, count]
             for j, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setToolTip(row.source)
@@ -413,10 +420,11 @@ class QtOrderingView(QWidget):
         folder = user_checkpoint_dir()
         folder.mkdir(parents=True, exist_ok=True)
         out = training_output(loaded, ordering, folder)
-        session, minutes = self.context.session, float(self.minutes.value())
+        session, minutes, epochs = self.context.session, float(self.minutes.value()), self.epochs.value()
         self.train_label.setText(f"training {loaded.model.spec.title} with {ordering.name} for up to "
                                  f"{minutes:g} min -> {out.name}")
-        self.training.start(lambda stop: train_with_ordering(session, loaded, ordering, out, minutes, stop))
+        self.training.start(
+            lambda stop: train_with_ordering(session, loaded, ordering, out, minutes, stop, epochs=epochs))
         self.train_button.setEnabled(False)
         self.timer.start()
 

@@ -1,0 +1,131 @@
+"""The ordering editor: presets and transforms, painting with undo and validation, save and load, what a pixel
+may see, live samples and scores under the edited ordering, training with it, and the NLL table."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+from checkpoint_factory import save_tiny  # noqa: E402
+
+from app.core.orderings import columns, raster, spiral  # noqa: E402
+from app.ui.ordering_editor import ordering_rgb  # noqa: E402
+
+
+@pytest.fixture
+def ordering_checkpoints(checkpoint_dir):
+    return {
+        "tiny-any": save_tiny(checkpoint_dir, "tiny-any", "any-order-attention", shape=(1, 8, 8)),
+        "tiny-made": save_tiny(checkpoint_dir, "tiny-made", "made"),
+    }
+
+
+def orderings_view(window):
+    return window.show_view("orderings")
+
+
+def test_presets_and_transforms_change_the_ordering_and_the_picture(make_window, ordering_checkpoints):
+    view = orderings_view(make_window("tiny-any"))
+    view.apply_preset("columns")
+    assert view.editor.ordering == columns(8, 8) and view.tools.presets.currentText() == "columns"
+    np.testing.assert_array_equal(view.grid.image, ordering_rgb(view.editor))
+    view.tools.buttons["reverse"].click()
+    assert view.editor.ordering.flat.tolist() == columns(8, 8).flat[::-1].tolist()
+    view.tools.buttons["transpose"].click()
+    assert view.editor.ordering.flat.tolist() == raster(8, 8).flat[::-1].tolist()
+    view.tools.buttons["flip_h"].click()
+    assert view.editor.ordering.order[0].tolist() == [7, 0]
+    view.undo()
+    view.undo()
+    assert view.editor.ordering.flat.tolist() == columns(8, 8).flat[::-1].tolist()
+    view._on_hover(0, 1)
+    assert "row 0, col 1: step" in view.cell_label.text()
+
+
+def test_painting_gives_the_next_steps_and_reports_what_is_missing(make_window, ordering_checkpoints):
+    view = orderings_view(make_window("tiny-any"))
+    view.tools.paint.setChecked(True)
+    view.grid.stroked.emit([(3, 3), (3, 4)], False)
+    view.grid.stroked.emit([(4, 4)], False)
+    view.grid.stroked.emit([], True)
+    rank = view.editor.rank()
+    assert (rank[3, 3], rank[3, 4], rank[4, 4]) == (0, 1, 2)
+    assert rank[0, 0] == 3  # the rest in raster order
+    assert "3 of 64 positions painted" in view.validation.text()
+    view.tools.fill.setChecked(False)
+    assert "61 position(s) are missing" in view.validation.text()
+    assert view.editor.usable() is None and not view.save_to("unused.json")
+    view.grid.stroked.emit([(0, 0)], True)
+    assert view.editor.rank()[0, 0] == 3
+    view.undo()  # the last stroke only
+    assert view.editor.num_painted == 3
+
+
+def test_save_and_load_round_trip_and_bad_files_change_nothing(make_window, ordering_checkpoints, tmp_path):
+    view = orderings_view(make_window("tiny-any"))
+    view.set_ordering(spiral(8, 8))
+    path = tmp_path / "my-spiral.json"
+    assert view.save_to(path)
+    view.apply_preset("raster")
+    assert view.load_from(path)
+    assert view.editor.ordering == spiral(8, 8) and view.editor.ordering.name == "my-spiral"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"height": 8, "width": 8, "order": [[0, 0]] * 64}))
+    assert not view.load_from(bad)
+    assert "appear more than once" in view.validation.text()
+    assert view.editor.ordering == spiral(8, 8)
+
+
+def test_a_selected_pixel_shows_what_it_may_see(make_window, ordering_checkpoints):
+    view = orderings_view(make_window("tiny-any"))
+    view.apply_preset("raster")
+    view.grid.stroked.emit([(2, 5)], True)  # a click, not painting
+    assert view.selected == (2, 5)
+    assert "may see the 21 positions before it" in view.cell_label.text()
+    image = view.grid.image
+    plain = ordering_rgb(view.editor)
+    assert (image[0, 0] == plain[0, 0]).all() and (image[7, 7] < plain[7, 7]).all()
+
+
+def test_any_order_model_samples_and_scores_under_the_edit(make_window, ordering_checkpoints, wait_for):
+    view = orderings_view(make_window("tiny-any"))
+    assert view.live_box.isVisibleTo(view) and not view.train_box.isVisibleTo(view)
+    view.set_ordering(spiral(8, 8))
+    wait_for(lambda: "nats per image" in view.score_label.text() and "spiral" in view.score_label.text())
+    wait_for(lambda: view.sampler is not None and view.sampler.latest is not None)
+    frame = view.sampler.latest
+    steps_done = frame.step.index + 1
+    np.testing.assert_array_equal(frame.drawn, spiral(8, 8).rank < steps_done)
+
+
+def test_the_table_measures_every_preset_with_the_any_order_model(make_window, ordering_checkpoints, wait_for):
+    view = orderings_view(make_window("tiny-any"))
+    view.measure_presets()
+    registry_count = len(view.context.session.registry.orderings)
+    wait_for(lambda: view.table.rowCount() >= registry_count + 1)
+    names = {view.table.item(i, 0).text() for i in range(view.table.rowCount())}
+    assert {"raster", "spiral", "columns"} <= names
+    assert all(float(view.table.item(i, 1).text()) > 0 for i in range(view.table.rowCount()))
+    assert "Measured now" in view.table_note.text()
+
+
+def test_a_build_time_model_trains_with_the_edited_ordering(make_window, ordering_checkpoints, tiny_binarized,
+                                                           monkeypatch, wait_for, checkpoint_dir):
+    monkeypatch.setenv("AR_EXPLORER_DATA", str(tiny_binarized))
+    view = orderings_view(make_window("tiny-made"))
+    assert view.train_box.isVisibleTo(view) and not view.live_box.isVisibleTo(view)
+    assert "raster" in view.capability.text()
+    view.apply_preset("columns")
+    view.epochs.setValue(2)
+    view.train()
+    wait_for(lambda: not view.training.running and "the checkpoint is in the model list" in view.train_label.text(),
+             timeout=60000)
+    out = checkpoint_dir / "made-binarized-mnist-columns.safetensors"
+    assert out.is_file()
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["config"]["ordering"]["order"] == columns(28, 28).order.tolist()
