@@ -1,0 +1,73 @@
+import json
+
+import numpy as np
+import torch
+
+from app.core.checkpoints import read_info
+from app.core.datasets import DataSplit
+from app.core.registry import Registry
+from app.core.synthetic import synthetic_digits
+from app.core.training import TrainConfig, train, validation_nll
+
+
+def data(n, seed):
+    images, labels = synthetic_digits(n, seed, size=8)
+    return DataSplit((images > 127).astype(np.uint8), labels)
+
+
+def tiny_model():
+    spec = Registry().model("pixelcnn")
+    torch.manual_seed(0)
+    return spec.create(spec.make_config((1, 8, 8), 2, tiny=True))
+
+
+def test_training_lowers_validation_nll_and_writes_the_best_checkpoint(tmp_path):
+    model = tiny_model()
+    train_split, valid_split = data(256, 1), data(64, 2)
+    before = validation_nll(model, valid_split)
+    cfg = TrainConfig(epochs=6, batch_size=32, lr=3e-3, log_every=4, warmup_steps=5)
+    events = list(train(model, train_split, valid_split, cfg, tmp_path / "ck", {"dataset": "tiny"}))
+    kinds = [e.kind for e in events]
+    assert kinds[-1] == "done" and "step" in kinds and kinds.count("eval") == 6
+    best = min(e.valid_nll for e in events if e.kind == "eval")
+    assert best < before - 5
+    info = read_info(tmp_path / "ck.safetensors")
+    assert abs(info.meta["valid_nll_nats"] - best) < 1e-6
+    assert info.meta["steps"] == 48 and info.meta["dataset"] == "tiny" and len(info.meta["history"]) >= 1
+    assert (tmp_path / "ck.optim.safetensors").exists()
+
+
+def test_resume_continues_the_step_count(tmp_path):
+    model = tiny_model()
+    train_split, valid_split = data(128, 1), data(32, 2)
+    cfg = TrainConfig(epochs=1, batch_size=32, log_every=2, warmup_steps=1)
+    list(train(model, train_split, valid_split, cfg, tmp_path / "r"))
+    assert read_info(tmp_path / "r.safetensors").meta["steps"] == 4
+    events = list(train(model, train_split, valid_split, cfg, tmp_path / "r", resume=True))
+    assert events[-1].step == 8
+    meta = read_info(tmp_path / "r.safetensors").meta
+    assert meta["steps"] in (4, 8) and meta["epochs"] >= 1.0
+
+
+def test_stop_request_ends_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+    model = tiny_model()
+    train_split, valid_split = data(128, 1), data(32, 2)
+    cfg = TrainConfig(epochs=100, batch_size=32, log_every=1, warmup_steps=1)
+    calls = {"n": 0}
+
+    def should_stop():
+        calls["n"] += 1
+        return calls["n"] > 6
+
+    events = list(train(model, train_split, valid_split, cfg, tmp_path / "s", should_stop=should_stop))
+    assert events[-1].kind == "stopped" and events[-1].step == 6
+    assert (tmp_path / "s.safetensors").exists()  # written at the first epoch's validation
+    assert json.loads((tmp_path / "s.json").read_text())["steps"] == 4
+
+
+def test_time_budget_ends_with_a_validated_checkpoint(tmp_path):
+    model = tiny_model()
+    cfg = TrainConfig(epochs=1000, batch_size=32, log_every=50, max_minutes=0.02)
+    events = list(train(model, data(128, 1), data(32, 2), cfg, tmp_path / "t"))
+    assert events[-1].kind == "stopped" and events[-1].message == "time budget reached"
+    assert (tmp_path / "t.safetensors").exists()
