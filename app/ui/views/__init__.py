@@ -59,6 +59,8 @@ VIEWS: list[ViewSpec] = [
              "Train a histogram, a logistic mixture or p(x1) p(x2 | x1) live on toy data and watch its density"),
     ViewSpec("orderings", "Orderings", "app.ui.views.qt_ordering_view:QtOrderingView",
              "Design an autoregressive ordering; sample and score under it, or train a model with it"),
+    ViewSpec("complete", "Complete", "app.ui.views.qt_completion_view:QtCompletionView",
+             "Mark what is known of an image and watch several completions fill in the rest"),
 ]
 
 
