@@ -1,0 +1,415 @@
+"""Fisher scores: pick two images and see three interpolations between them, in pixel space (a cross-fade), in
+the model's mean activations, and in its Fisher scores, with the nearest test images of each point.
+
+The Fisher space of a checkpoint (the decoders and the reference embeddings) is made once and stored beside it
+(:mod:`app.core.fisher`); where there is none yet, the view makes one in the background, with progress, from a
+number of training images the user chooses.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.errors import ImageError
+from app.core.fisher import (
+    DecoderTraining,
+    FisherSettings,
+    FisherSpace,
+    build_space_steps,
+    interpolate,
+    interpolation_figure,
+    load_space_for,
+    space_path,
+    weights_sha256,
+)
+from app.core.images import load_image
+from app.core.sampling import sample
+from app.core.session import LoadedModel
+from app.ui import theme
+from app.ui.context import AppContext, SentImage
+from app.ui.example_images import example_images, test_images
+from app.ui.progress_task import ProgressTask
+from app.ui.qt_canvas import QtDrawingCanvas
+from app.ui.qt_pixel_view import QtPixelView
+from app.ui.workers import JobResult, JobWorker
+
+REPAINT_MS = 100
+CHANGE_DELAY_MS = 300
+
+
+def _user_dir() -> Path:
+    from plugins.checkpoints import user_checkpoint_dir
+
+    return user_checkpoint_dir()
+
+
+class QtImageSlot(QWidget):
+    """One end of the interpolation: a small canvas and where its image comes from."""
+
+    def __init__(self, title: str, parent=None) -> None:
+        super().__init__(parent)
+        self.title = title
+        self.source = "nothing yet"
+        self.canvas = QtDrawingCanvas()
+        self.canvas.setMinimumSize(160, 160)
+        self.caption = QLabel(f"{title}: draw, or pick one")
+        self.caption.setWordWrap(True)
+        self.buttons: dict[str, QPushButton] = {}
+        row = QHBoxLayout()
+        for name, text in (("test", "Test image"), ("load", "Load…"), ("sample", "Sample"), ("clear", "Clear")):
+            button = QPushButton(text)
+            row.addWidget(button)
+            self.buttons[name] = button
+        self.buttons["clear"].clicked.connect(lambda: self.set_image(np.zeros_like(self.canvas.values), "a blank canvas"))
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.caption)
+        layout.addWidget(self.canvas, 1)
+        layout.addLayout(row)
+
+    def set_image(self, values: np.ndarray, source: str) -> None:
+        self.source = source
+        self.caption.setText(f"{self.title}: {source}")
+        self.canvas.set_values(values)
+
+    @property
+    def empty(self) -> bool:
+        return not self.canvas.values.any()
+
+
+class QtFisherView(QWidget):
+    """The Fisher tab. ``space`` is the Fisher space of the current checkpoint (None until there is one)."""
+
+    def __init__(self, context: AppContext, parent=None) -> None:
+        super().__init__(parent)
+        self.context = context
+        self.space: FisherSpace | None = None
+        self.result = None
+        self._latest_run = -1
+        self._last_received: QtImageSlot | None = None
+        self._rng = np.random.default_rng()
+        self.jobs = JobWorker()
+        self.builder_worker = JobWorker()
+        self.builder = ProgressTask(self.builder_worker, "build")
+        self.timer = QTimer(self)
+        self.timer.setInterval(REPAINT_MS)
+        self.timer.timeout.connect(self._show_progress)
+        self.change_timer = QTimer(self)
+        self.change_timer.setSingleShot(True)
+        self.change_timer.setInterval(CHANGE_DELAY_MS)
+        self.change_timer.timeout.connect(self.run)
+        self._build()
+        self._connect()
+        context.register_quiescer(self._quiesce)
+        context.model_changed.connect(self._on_model_changed)
+        self._on_model_changed(context.loaded)
+
+    # -- building ------------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.slot_a = QtImageSlot("A")
+        self.slot_b = QtImageSlot("B")
+        self.strips = QtPixelView(min_size=200)
+        self.steps = QSpinBox()
+        self.steps.setRange(2, 16)
+        self.steps.setValue(8)
+        self.steps.setSuffix(" steps")
+        self.run_button = QPushButton("Interpolate")
+        self.run_button.clicked.connect(self.run)
+        self.nearest = QLabel()
+        self.space_label = QLabel()
+        self.status = QLabel()
+        for label in (self.nearest, self.space_label, self.status):
+            label.setWordWrap(True)
+        self.images = QSpinBox()
+        self.images.setRange(100, 60000)
+        self.images.setSingleStep(500)
+        self.images.setSuffix(" training images")
+        self.make_button = QPushButton("Make the Fisher space")
+        self.make_button.clicked.connect(self.make_space)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.clicked.connect(self.builder.cancel)
+        self.progress = QProgressBar()
+        make_row = QHBoxLayout()
+        for widget in (self.images, self.make_button, self.stop_button):
+            make_row.addWidget(widget)
+        run_row = QHBoxLayout()
+        run_row.addWidget(self.steps)
+        run_row.addWidget(self.run_button)
+        run_row.addStretch(1)
+        grid = QGridLayout(self)
+        grid.addWidget(self.slot_a, 0, 0)
+        grid.addWidget(self.slot_b, 1, 0)
+        grid.addWidget(self.strips, 0, 1, 2, 1)
+        grid.addLayout(run_row, 2, 0)
+        grid.addWidget(self.nearest, 2, 1)
+        grid.addWidget(self.space_label, 3, 0, 1, 2)
+        grid.addLayout(make_row, 4, 0)
+        grid.addWidget(self.progress, 4, 1)
+        grid.addWidget(self.status, 5, 0, 1, 2)
+        grid.setColumnStretch(0, 1)
+        grid.setColumnStretch(1, 4)
+        grid.setRowStretch(0, 1)
+        grid.setRowStretch(1, 1)
+
+    def _connect(self) -> None:
+        for slot in (self.slot_a, self.slot_b):
+            slot.buttons["test"].clicked.connect(lambda _=False, s=slot: self.load_test_image(s))
+            slot.buttons["load"].clicked.connect(lambda _=False, s=slot: self.choose_file(s))
+            slot.buttons["sample"].clicked.connect(lambda _=False, s=slot: self.load_sample(s))
+            slot.canvas.stroke_finished.connect(self.change_timer.start)
+        self.steps.valueChanged.connect(self.change_timer.start)
+        self.jobs.done.connect(self._on_done)
+        self.jobs.failed.connect(self._on_failed)
+        self.builder_worker.done.connect(self._on_built)
+        self.builder_worker.failed.connect(self._on_failed)
+
+    def set_scale(self, scale: float) -> None:
+        self.nearest.setStyleSheet(theme.heading_css(scale, 1.0))
+
+    # -- the model and its space ------------------------------------------------------------------------------
+    @property
+    def loaded(self) -> LoadedModel | None:
+        return self.context.loaded
+
+    def _on_model_changed(self, loaded: LoadedModel | None) -> None:
+        self.space, self.result = None, None
+        self.setEnabled(loaded is not None)
+        if loaded is None:
+            self.space_label.setText("Open a checkpoint to interpolate with its Fisher scores.")
+            return
+        model = loaded.model
+        for slot in (self.slot_a, self.slot_b):
+            if (tuple(slot.canvas.values.shape), slot.canvas.num_values) != (tuple(model.shape), model.num_values):
+                slot.canvas.set_format(tuple(model.shape), model.num_values)
+        self.images.setValue(20000 if model.device.type == "cuda" else 2000)
+        has_test = test_images(self.context.session, loaded, limit=1) is not None
+        for slot in (self.slot_a, self.slot_b):
+            slot.buttons["test"].setToolTip("A random test image" if has_test else "synthetic digits (no test data here)")
+        if model.config.condition is not None:
+            self.space_label.setText(f"{model.spec.title} here is conditional; Fisher scores use unconditional models.")
+            self._set_making(False, available=False)
+            return
+        self.space_label.setText("looking for this checkpoint's Fisher space…")
+        weights = loaded.info.weights
+        self.jobs.submit(lambda: (loaded.name, load_space_for(weights, _user_dir())), "space")
+
+    def _set_making(self, running: bool, available: bool = True) -> None:
+        self.make_button.setEnabled(available and not running)
+        self.stop_button.setEnabled(running)
+        self.images.setEnabled(available and not running)
+
+    def _describe_space(self, space: FisherSpace) -> str:
+        meta = space.meta
+        return (f"Fisher space of {meta.get('checkpoint', '?')}: scores over {meta.get('num_parameters', '?'):,} "
+                f"parameters projected to {space.settings.dim} numbers, decoders trained on "
+                f"{meta.get('num_train_images', '?'):,} training images of {meta.get('dataset', '?')} (held-out "
+                f"reconstruction {meta.get('fisher_decoder_best_valid_nats', float('nan')):.1f} nats per image from "
+                f"Fisher scores, {meta.get('activation_decoder_best_valid_nats', float('nan')):.1f} from "
+                f"activations); nearest images among the first {len(space.reference_images)} test images.")
+
+    def make_space(self) -> None:
+        """Embed training images, train both decoders and store the space, on a worker, with progress."""
+        loaded = self.loaded
+        if loaded is None or self.builder.running or loaded.dataset is None:
+            if loaded is not None and loaded.dataset is None:
+                self.status.setText(f"{loaded.name} names no known dataset to make a Fisher space from")
+            return
+        session, count = self.context.session, self.images.value()
+        model, weights = loaded.model, loaded.info.weights
+        target = space_path(weights) if os.access(weights.parent, os.W_OK) else _user_dir() / space_path(weights).name
+
+        def events(should_stop):
+            train = session.split(loaded.dataset, "train")
+            pick = np.sort(np.random.default_rng(0).choice(len(train), min(count, len(train)), replace=False))
+            reference = session.split(loaded.dataset, "test", 500).images
+            meta = {"checkpoint": loaded.name, "checkpoint_sha256": weights_sha256(weights),
+                    "dataset": loaded.dataset.name, "binarization": loaded.dataset.binarization}
+            for event in build_space_steps(model, train.images[pick], reference, FisherSettings(), DecoderTraining(),
+                                           meta, should_stop):
+                if event.stage == "done":
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    event.result.save(target)
+                yield event
+
+        self.builder.start(events)
+        self._set_making(True)
+        self.timer.start()
+
+    def _show_progress(self) -> None:
+        event = self.builder.latest
+        if event is not None:
+            self.progress.setRange(0, max(event.total, 1))
+            self.progress.setValue(event.done)
+            self.status.setText(f"making the Fisher space: {event.stage} {event.done} of {event.total} "
+                                f"({event.message})")
+        if not self.builder.running:
+            self.timer.stop()
+
+    def _on_built(self, result: JobResult) -> None:
+        self._set_making(False)
+        event = result.value
+        if event is None or event.stage != "done":
+            self.status.setText("stopped: no Fisher space was written")
+            return
+        if self.loaded is not None:
+            self.space = event.result
+            self.space_label.setText(self._describe_space(self.space))
+            self.status.setText("the Fisher space is stored beside the checkpoint")
+            self.run()
+
+    # -- images in -----------------------------------------------------------------------------------------
+    def load_test_image(self, slot: QtImageSlot, index: int | None = None) -> None:
+        if self.loaded is None:
+            return
+        found = test_images(self.context.session, self.loaded)
+        if found is not None and len(found.images):
+            i = int(self._rng.integers(len(found.images))) if index is None else int(index)
+            digit = f" (a {int(found.labels[i])})" if found.labels is not None else ""
+            slot.set_image(found.images[i], f"test image #{i}{digit}")
+        else:
+            examples = example_images(self.context.session, self.loaded, 1, int(self._rng.integers(1000)))
+            slot.set_image(examples.images[0], examples.source)
+        self.change_timer.start()
+
+    def load_file(self, slot: QtImageSlot, path: str | Path) -> bool:
+        model = self.loaded.model if self.loaded is not None else None
+        if model is None:
+            return False
+        try:
+            converted = load_image(path, tuple(model.shape), model.num_values)
+        except ImageError as exc:
+            self.status.setText(f"<span style='color:{theme.ERROR}'>{exc}</span>")
+            return False
+        slot.set_image(converted.values, Path(path).name)
+        self.change_timer.start()
+        return True
+
+    def choose_file(self, slot: QtImageSlot) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, f"Image {slot.title}", "",
+                                              "Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp);;All (*)")
+        if path:
+            self.load_file(slot, path)
+
+    def load_sample(self, slot: QtImageSlot) -> None:
+        loaded = self.loaded
+        if loaded is None or loaded.model.config.condition is not None:
+            return
+        seed = int(self._rng.integers(100000))
+        model = loaded.model
+        self.jobs.submit(lambda: (slot.title, seed, sample(model, 1, seed=seed)[0].cpu().numpy().astype(np.uint8)),
+                         "sample")
+
+    def receive_image(self, sent: SentImage) -> None:
+        """An image from another view goes to an empty end, else to the end that did not receive the last one."""
+        if self.loaded is None or tuple(sent.values.shape) != tuple(self.slot_a.canvas.values.shape):
+            self.context.notify("that image does not fit the current model", "warning")
+            return
+        if self.slot_a.empty or self.slot_b.empty:
+            slot = self.slot_a if self.slot_a.empty else self.slot_b
+        else:
+            slot = self.slot_a if self._last_received is self.slot_b else self.slot_b
+        self._last_received = slot
+        slot.set_image(sent.values, sent.label)
+        self.change_timer.start()
+
+    # -- interpolating -------------------------------------------------------------------------------------
+    def run(self) -> bool:
+        loaded, space = self.loaded, self.space
+        if loaded is None:
+            return False
+        if space is None:
+            self.status.setText("There is no Fisher space for this checkpoint yet: make it first.")
+            return False
+        a, b = self.slot_a.canvas.values.copy(), self.slot_b.canvas.values.copy()
+        steps, model = self.steps.value(), loaded.model
+        sources = (self.slot_a.source, self.slot_b.source)
+        self.status.setText("interpolating…")
+        self._latest_run = self.jobs.submit(lambda: (loaded.name, sources, interpolate(model, space, a, b, steps)),
+                                            "interpolate")
+        return True
+
+    def _show_result(self, result, sources: tuple[str, str]) -> None:
+        self.result = result
+        model = self.loaded.model
+        self.strips.set_rgb(np.asarray(interpolation_figure(result, model.num_values, scale=2)))
+        if result.nearest.size:
+            middle = len(result.alphas) // 2
+            index, distance = int(result.nearest[middle, 0]), float(result.nearest_distances[middle, 0])
+            self.nearest.setText(f"Nearest to the point at α = {result.alphas[middle]:.2f}: test image #{index} "
+                                 f"(distance {distance:.2f} in the standardised Fisher space)")
+        self.status.setText(f"{sources[0]} → {sources[1]}, {len(result.alphas)} steps")
+
+    # -- jobs ----------------------------------------------------------------------------------------------
+    def _on_done(self, result: JobResult) -> None:
+        loaded = self.loaded
+        if loaded is None:
+            return
+        if result.tag == "space":
+            name, space = result.value
+            if name == loaded.name:
+                self.space = space
+                self.space_label.setText(self._describe_space(space))
+                self.make_button.setText("Make it again")
+                self._set_making(False)
+                if self.slot_a.empty and self.slot_b.empty:
+                    self.load_test_image(self.slot_a, 0)
+                    self.load_test_image(self.slot_b, 1)
+                self.run()
+        elif result.tag == "interpolate":
+            name, sources, interpolation = result.value
+            if name == loaded.name and result.serial == self._latest_run:  # a newer run is on its way otherwise
+                self._show_result(interpolation, sources)
+        elif result.tag == "sample":
+            title, seed, values = result.value
+            slot = self.slot_a if title == "A" else self.slot_b
+            slot.set_image(values, f"a sample (seed {seed})")
+            self.change_timer.start()
+
+    def _on_failed(self, tag: str, message: str, details: str) -> None:
+        if tag == "space":
+            self.space = None
+            self.space_label.setText(f"{message}. Or make it here:")
+            self._set_making(False)
+            return
+        if tag == "build":
+            self._set_making(False)
+        self.context.notify(f"{tag}: {message}", "error", details, source="fisher")
+        self.status.setText(f"{tag} failed: {message}")
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+    def default_action(self) -> None:
+        """What ``--screenshot --view fisher`` shows: two test images and their three strips."""
+        self.load_test_image(self.slot_a, 0)
+        self.load_test_image(self.slot_b, 1)
+        self.run()
+
+    def _quiesce(self) -> None:
+        self.change_timer.stop()
+        self.builder.cancel()
+        self.jobs.drain()
+        self.builder_worker.drain(timeout_s=30.0)
+
+    def shutdown(self) -> None:
+        self.timer.stop()
+        self.change_timer.stop()
+        self.builder.cancel()
+        self.jobs.stop_and_wait()
+        self.builder_worker.stop_and_wait(30000)
+
+
+__all__ = ["QtFisherView", "QtImageSlot"]
