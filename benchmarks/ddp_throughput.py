@@ -37,16 +37,19 @@ def worker(args: argparse.Namespace) -> None:
     torch.manual_seed(0)
     model = spec.create(spec.make_config((1, 28, 28), 2)).to(device)
     images = (np.random.default_rng(0).random((args.batch * (args.steps + 1), 1, 28, 28)) < 0.2).astype(np.uint8)
-    cfg = TrainConfig(epochs=1.0, batch_size=args.batch, log_every=10**9, warmup_steps=1)
-    start = None
+    cfg = TrainConfig(epochs=1.0, batch_size=args.batch, log_every=1, warmup_steps=1)
+    start = end = None
+    first = last = 0
     for event in train(model, DataSplit(images), None, cfg, None):
-        if event.step == 1 and start is None:  # the first step (set-up, allocation) is not timed
-            start = time.perf_counter()
-        last = event
-    elapsed = time.perf_counter() - (start or time.perf_counter())
+        if event.kind != "step":
+            continue
+        if start is None:  # the first step (set-up, allocation) is not timed
+            start, first = time.perf_counter(), event.step
+        end, last = time.perf_counter(), event.step
+    elapsed = (end - start) if start is not None and end is not None else 0.0
     if rank == 0:
-        timed_images = (last.step - 1) * args.batch
-        print(json.dumps({"processes": world, "device": str(device), "steps": last.step,
+        timed_images = (last - first) * args.batch
+        print(json.dumps({"processes": world, "device": str(device), "steps": last - first,
                           "images_per_s": timed_images / max(elapsed, 1e-9)}), flush=True)
     if world > 1:
         import torch.distributed as dist
