@@ -306,6 +306,7 @@ class GatedPixelCNNProgram(CachedProgram):
         self._step_fields.update(col=cols, col_grid=cols + pad, image=(rows + self.top) * self.grid_w + cols + pad)
         self.tab_above = [_index(np.stack([r - 1 - p + j + self.top for j in range(p + 1)], 1), dev) for p in self.halves]
         self.tab_write = _index(np.where(r > 0, r - 1 + self.top, self.grid_h - 1), dev)
+        self.tab_above_row = _index(np.maximum(r - 1, 0), dev)  # row 0 has no row above: its result is dropped
         self.tab_has_above = torch.as_tensor((r > 0).astype(np.float32), device=dev).to(dt)
         p0 = self.halves[0]
         # Layer 0's horizontal input is the image itself, one column to the left (mask A), read from the grid.
@@ -336,6 +337,9 @@ class GatedPixelCNNProgram(CachedProgram):
     def refresh(self, cond: Tensor | None) -> None:
         model, w = self.model, self.width
         with torch.no_grad():
+            features = cond
+            if cond is not None and hasattr(model, "condition_features"):
+                features = model.condition_features(cond, (self.height, self.width))
             for i, layer in enumerate(self.layers):
                 weight = layer.h_conv.conv.weight[:, :, 0, :]  # (2ch, in, p + 1)
                 self.h_weights[i] = _refill(self.h_weights[i], weight.permute(0, 2, 1).reshape(weight.shape[0], -1).t())
@@ -345,9 +349,11 @@ class GatedPixelCNNProgram(CachedProgram):
                     column[:, 0] = 0  # the shifted first layer sees nothing at column 0, not even its bias
                 self.column_bias[i] = _refill(self.column_bias[i], column.t())
                 bias = torch.zeros_like(self.class_bias[i])
-                if layer.class_bias is not None and cond is not None:
-                    bias = bias + layer.class_bias(cond)
-                self.class_bias[i].copy_(bias)
+                if layer.class_bias is not None and features is not None:
+                    bias = bias + layer.class_bias(features)  # (B, 2ch, 1, 1), or (B, 2ch, H, W) if spatial
+                if bias.shape[2:] != self.class_bias[i].shape[2:]:
+                    self.graphs.clear()  # captured graphs read the old bias tensors: capture again
+                self.class_bias[i] = _refill(self.class_bias[i], bias.expand(self.batch, -1, -1, -1))
             skips = torch.cat([layer.skip.weight[:, :, 0, 0] for layer in self.layers], 1)
             self.skip_weight = _refill(self.skip_weight, skips.t())
             self.skip_bias = _refill(self.skip_bias, sum(layer.skip.bias for layer in self.layers))
@@ -363,15 +369,18 @@ class GatedPixelCNNProgram(CachedProgram):
         row = self.tab_row.index_select(0, self.step)
         has_above = self.tab_has_above.index_select(0, row)
         write = self.tab_write.index_select(0, row)
+        above = self.tab_above_row.index_select(0, row)
         pad, w = self.pad, self.width
         for i, layer in enumerate(self.layers):
             p = self.halves[i]
             window = self.vertical[i].index_select(2, _pick(self.tab_above[i], row))[:, :, :, pad - p : pad + w + p]
             v_pre = F.conv2d(window, layer.v_conv.conv.weight, layer.v_conv.conv.bias)  # (B, 2ch, 1, W)
-            to_h = layer.v_to_h(v_pre * has_above) + self.class_bias[i]
+            bias = self.class_bias[i]
+            spatial = bias.shape[2] > 1  # a bias per position (an image condition), else one per image
+            to_h = layer.v_to_h(v_pre * has_above) + (bias.index_select(2, row) if spatial else bias)
             self.row_bias[i].copy_(to_h[:, :, 0, :].transpose(1, 2) + self.column_bias[i])
             if i + 1 < len(self.layers):
-                a, b = (v_pre + self.class_bias[i]).chunk(2, 1)
+                a, b = (v_pre + (bias.index_select(2, above) if spatial else bias)).chunk(2, 1)
                 self.vertical[i + 1][:, :, :, pad : pad + w].index_copy_(2, write, torch.tanh(a) * torch.sigmoid(b))
 
     def compute(self, ix: dict[str, Tensor] | None = None) -> Tensor:
@@ -428,13 +437,17 @@ def supports_cached(model: ARModel) -> bool:
     """Whether ``model`` is one of the families the cached samplers know, with their own forward pass.
 
     A subclass that changes ``forward`` (another conditioning, another layer) is not: it samples naively.
+    A Gated PixelCNN subclass may still opt in by defining ``condition_features(cond, (H, W))``, with the
+    promise that its forward pass is the Gated PixelCNN's given those features as the condition (each layer's
+    ``class_bias`` maps them to a bias, per image or per position: an image condition, super-resolution).
     """
     from plugins.gated_pixelcnn import GatedPixelCNN
     from plugins.pixelcnn import PixelCNN
 
     for family in (GatedPixelCNN, PixelCNN):
         if isinstance(model, family):
-            return type(model).forward is family.forward
+            spatial = family is GatedPixelCNN and callable(getattr(model, "condition_features", None))
+            return type(model).forward is family.forward or spatial
     return False
 
 
