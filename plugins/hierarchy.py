@@ -257,22 +257,26 @@ def grey_stage_dataset(colour_dataset: str) -> str | None:
     return GREY_STAGE_DATASET.get(colour_dataset)
 
 
+def find_grey_stage(checkpoints, colour_info):
+    """The grey-stage checkpoint for a colour-stage checkpoint: among ``checkpoints`` (``CheckpointInfo`` s), the
+    unconditional one trained on the matching grey dataset with the best test NLL; ModelError if there is none."""
+    dataset = grey_stage_dataset(str(colour_info.meta.get("dataset")))
+    candidates = [
+        info for info in checkpoints
+        if dataset is not None and info.dataset == dataset and not (info.meta.get("config") or {}).get("condition")
+    ]
+    if not candidates:
+        raise ModelError(
+            f"no grey-stage checkpoint for {colour_info.name}: train a binary model on {dataset or 'its grey images'} "
+            f"(for example: ar-explorer train --model gated-pixelcnn --dataset {dataset or 'DATASET-grey'})"
+        )
+    return min(candidates, key=lambda info: info.test_nll_nats if info.test_nll_nats is not None else float("inf"))
+
+
 def load_hierarchy(session, colour_ref: str, grey_ref: str | None = None) -> GrayscaleHierarchy:
-    """Load a colour-stage checkpoint and its grey stage (by default the best-scoring unconditional checkpoint
-    trained on the matching grey dataset)."""
+    """Load a colour-stage checkpoint and its grey stage (by default found by :func:`find_grey_stage`)."""
     colour = session.load(colour_ref)
     if grey_ref is None:
-        dataset = grey_stage_dataset(str(colour.info.meta.get("dataset")))
-        candidates = [
-            info for info in session.checkpoints()
-            if dataset is not None and info.dataset == dataset and not (info.meta.get("config") or {}).get("condition")
-        ]
-        if not candidates:
-            raise ModelError(
-                f"no grey-stage checkpoint for {colour.name}: train a binary model on {dataset or 'its grey images'} "
-                f"(for example: ar-explorer train --model gated-pixelcnn --dataset {dataset or 'DATASET-grey'})"
-            )
-        candidates.sort(key=lambda info: info.test_nll_nats if info.test_nll_nats is not None else float("inf"))
-        grey_ref = str(candidates[0].weights)
+        grey_ref = str(find_grey_stage(session.checkpoints(), colour.info).weights)
     grey = session.load(grey_ref)
     return GrayscaleHierarchy(grey.model, colour.model)

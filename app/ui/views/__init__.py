@@ -61,6 +61,8 @@ VIEWS: list[ViewSpec] = [
              "Design an autoregressive ordering; sample and score under it, or train a model with it"),
     ViewSpec("complete", "Complete", "app.ui.views.qt_completion_view:QtCompletionView",
              "Mark what is known of an image and watch several completions fill in the rest"),
+    ViewSpec("stages", "Stages", "app.ui.views.qt_stages_view:QtStagesView",
+             "Sample in stages (grayscale hierarchy, multiscale grids) with the network calls; class and 7x7 inputs"),
     ViewSpec("fisher", "Fisher", "app.ui.views.qt_fisher_view:QtFisherView",
              "Interpolate between two images in pixel, activation and Fisher-score space"),
 ]
