@@ -94,11 +94,14 @@ class SpatialConditionGatedPixelCNN(GatedPixelCNN):
             # The gated layer adds ``class_bias(cond)`` to both stacks' pre-activations (2 * channels of them).
             layer.class_bias = nn.Conv2d(features, 2 * channels, 1)
 
+    def condition_features(self, cond: Tensor, size: tuple[int, int]) -> Tensor:
+        """``(B, F, H, W)``: what the gated layers' biases are computed from (the cached sampler uses it too)."""
+        return self.encoder(cond.to(self.device), size)
+
     def forward(self, x: Tensor, cond: Tensor | None = None, ordering=None) -> Tensor:
         if cond is None:
             raise ValueError("this model is conditioned on an image: give one")
-        features = self.encoder(cond.to(x.device), (x.shape[2], x.shape[3]))
-        return super().forward(x, features)
+        return super().forward(x, self.condition_features(cond, (x.shape[2], x.shape[3])))
 
 
 _GATED_DEFAULTS = {"channels": 48, "layers": 8, "kernel": 5, "first_kernel": 7, "head_channels": 96}
@@ -140,6 +143,7 @@ SUPER_RESOLUTION = ModelSpec(
     default_hparams={**_GATED_DEFAULTS, "cond_channels": 32},
     tiny_hparams={**_GATED_TINY, "cond_channels": 6},
     condition=SUPERRES_CONDITION,
+    sampler_modes=("cached",),
 )
 
 
