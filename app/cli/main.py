@@ -63,7 +63,11 @@ def _register_extensions(sub: argparse._SubParsersAction) -> None:
         module.register(sub, _add_common)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+GuiLauncher = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None, gui: GuiLauncher | None = None) -> int:
+    """Run a command; with none, start the desktop app through ``gui`` (see :mod:`app.main`)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -71,7 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
     try:
         if handler is None:
-            return _run_gui(args)
+            if gui is None:
+                from app.main import launch_gui as gui
+            return int(gui(args) or 0)
         return int(handler(args) or 0)
     except ARExplorerError as exc:
         if debug:
@@ -93,24 +99,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _one_line(message: str) -> str:
     """Messages may quote a decoder or a plugin that spans lines: the user gets one line."""
     return " ".join(message.split())
-
-
-def _run_gui(args: argparse.Namespace) -> int:
-    try:
-        import PySide6  # noqa: F401
-    except ImportError:
-        print(
-            "error: the desktop app needs PySide6 and pyqtgraph (pip install 'ar-explorer[gui]'); "
-            "the headless commands work without them: ar-explorer --help",
-            file=sys.stderr,
-        )
-        return EXIT_ERROR
-    try:
-        from app.ui.launch import launch
-    except ImportError as exc:
-        print(f"error: the desktop app is not available: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    return int(launch(args) or 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

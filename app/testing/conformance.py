@@ -112,10 +112,20 @@ def _orderings_for(spec: ModelSpec, h: int, w: int, extra: Sequence[Ordering] = 
     return found
 
 
-def _build(spec: ModelSpec, shape, k, ordering: Ordering | None, hparams: dict | None, seed: int) -> ARModel:
+def _build(
+    spec: ModelSpec, shape, k, ordering: Ordering | None, hparams: dict | None, seed: int, perturb: bool = True
+) -> ARModel:
     torch.manual_seed(seed)
     config = spec.make_config(shape, k, hparams, ordering if spec.orderings == "build" else None, tiny=True)
     model = spec.create(config)
+    if perturb:
+        # Parameters initialised at zero (gates, class biases, a plain FVSBN) would hide a leak from the
+        # gradient test; a small random nudge makes every connection that exists carry a gradient.
+        generator = torch.Generator().manual_seed(seed + 99)
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.is_floating_point():
+                    p.add_(0.05 * torch.randn(p.shape, generator=generator, dtype=p.dtype))
     model.eval()
     return model
 
