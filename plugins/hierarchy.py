@@ -26,6 +26,7 @@ for a view) and scores colour images as the sum of the two stages.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -78,6 +79,8 @@ class ColourGivenGreyPixelCNN(PixelCNN):
         cond = config.condition
         if cond is None or cond.kind != "image":
             raise ValueError("the colour stage needs a grey image condition")
+        # The grey image has the colour image's size, whatever size this instance models.
+        cond = config.condition = dataclasses.replace(cond, shape=(1, config.height, config.width))
         if not isinstance(self.likelihood, Categorical):
             raise ValueError("the colour stage needs a categorical head (its constraint acts on logits)")
         features = int(config.hparams.get("cond_channels", 32))

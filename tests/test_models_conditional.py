@@ -280,3 +280,37 @@ def test_synthetic_colour_digits_and_their_grey_stage(registry):
     assert np.array_equal(grey.images, binary.images)
     _check_colouring(data.images[:50], binary.images[:50])
     assert math.isclose(float(grey.images.mean()), float(binary.images.mean()))
+
+
+def test_cli_samples_the_hierarchy_in_two_exact_steps(tmp_path, capsys):
+    """The grey stage's --npy output is the colour stage's --condition: every colour sample has that grey."""
+    pair = _tiny_pair((6, 6), seed=3)
+    save_checkpoint(pair.grey, tmp_path / "grey", {"dataset": "colour-mnist-grey"})
+    save_checkpoint(pair.colour, tmp_path / "colour", {"dataset": "colour-mnist"})
+    common = ["--n", "3", "--device", "cpu", "--seed", "5"]
+    assert main(["sample", "--checkpoint", str(tmp_path / "grey.safetensors"), *common,
+                 "--out", str(tmp_path / "grey.png"), "--npy", str(tmp_path / "grey.npy")]) == 0
+    assert main(["sample", "--checkpoint", str(tmp_path / "colour.safetensors"), *common,
+                 "--condition", str(tmp_path / "grey.npy"), "--out", str(tmp_path / "colour.png"),
+                 "--npy", str(tmp_path / "colour.npy")]) == 0
+    grey, colour = np.load(tmp_path / "grey.npy"), np.load(tmp_path / "colour.npy")
+    assert colour.shape == (3, 3, 6, 6)
+    assert np.array_equal(pair.grey_of(torch.as_tensor(colour)).numpy(), grey)
+
+
+@pytest.mark.parametrize(("array", "message"), [
+    (np.zeros((2, 1, 6, 6), np.uint8), "one per sample (3)"),
+    (np.zeros((1, 5, 5), np.uint8), "shape"),
+    (np.full((1, 6, 6), 2, np.uint8), "from 0 to 1"),
+    (np.full((1, 6, 6), 0.5), "whole numbers"),
+    (np.array([{"a": 1}], dtype=object), "not a readable .npy"),
+])
+def test_cli_refuses_a_bad_npy_condition_in_one_line(tmp_path, capsys, array, message):
+    pair = _tiny_pair((6, 6))
+    save_checkpoint(pair.colour, tmp_path / "colour", {"dataset": "colour-mnist"})
+    np.save(tmp_path / "cond.npy", array, allow_pickle=True)
+    out = tmp_path / "out.png"
+    code = main(["sample", "--checkpoint", str(tmp_path / "colour.safetensors"), "--n", "3", "--device", "cpu",
+                 "--condition", str(tmp_path / "cond.npy"), "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and len(err.splitlines()) == 1 and not out.exists()

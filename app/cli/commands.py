@@ -256,9 +256,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 # sample ----------------------------------------------------------------------------------------------------------
 
 
-def _load_condition_image(path: str | None, loaded) -> np.ndarray | None:
+def _load_condition_image(path: str | None, loaded, n: int = 1) -> np.ndarray | None:
     if not path:
         return None
+    if str(path).lower().endswith(".npy"):
+        return _load_condition_array(Path(path), loaded, n)
     from app.core.images import load_image
 
     spec = loaded.model.config.condition
@@ -266,6 +268,28 @@ def _load_condition_image(path: str | None, loaded) -> np.ndarray | None:
     k = spec.num_values if spec is not None and spec.num_values else loaded.model.num_values
     converted = load_image(path, shape, k)  # type: ignore[arg-type]
     return converted.values
+
+
+def _load_condition_array(path: Path, loaded, n: int) -> np.ndarray:
+    """Exact condition values from a ``.npy`` file (as ``sample --npy`` writes them): ``(C, H, W)``, or
+    ``(1 or n, C, H, W)`` for one condition per sample; the condition's own shape or the model's image shape."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ARExplorerError(f"{path.name} is not a readable .npy array ({exc})") from None
+    array = array[None] if array.ndim == 3 else array
+    model, spec = loaded.model, loaded.model.config.condition
+    shapes = {tuple(model.shape): model.num_values}
+    if spec is not None and len(spec.shape) == 3:
+        shapes[tuple(spec.shape)] = spec.num_values
+    expected = " or ".join("x".join(map(str, s)) for s in shapes)
+    if array.ndim != 4 or tuple(array.shape[1:]) not in shapes or array.shape[0] not in (1, n):
+        raise ARExplorerError(f"{path.name} holds an array of shape {array.shape}; the condition is {expected}, "
+                              f"one for all samples or one per sample ({n})")
+    k = shapes[tuple(array.shape[1:])]
+    if not np.issubdtype(array.dtype, np.number) or not np.all((array >= 0) & (array < k) & (array == np.round(array))):
+        raise ARExplorerError(f"{path.name} must hold whole numbers from 0 to {k - 1}")
+    return array
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -286,7 +310,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     model = loaded.model
     ordering = session.ordering(args.ordering, model, args.seed)
-    cond = session.condition(model, args.n, args.label, _load_condition_image(args.condition, loaded))
+    cond = session.condition(model, args.n, args.label, _load_condition_image(args.condition, loaded, args.n))
     start = time.perf_counter()
     images = sample(model, args.n, temperature=args.temperature, seed=args.seed, ordering=ordering, cond=cond, mode=args.mode)
     if model.device.type == "cuda":
@@ -432,7 +456,8 @@ def register(sub: argparse._SubParsersAction, add_common) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--mode", default="auto", help="naive, cached or auto")
     p.add_argument("--label", type=int, default=None, help="class label, for class-conditional models")
-    p.add_argument("--condition", default=None, help="condition image, for image-conditional models")
+    p.add_argument("--condition", default=None,
+                   help="condition image (PNG, ...) or exact values (.npy, as --npy writes), for image-conditional models")
     p.add_argument("--scale", type=int, default=4, help="pixel size in the PNG")
     p.set_defaults(handler=cmd_sample)
 
