@@ -212,14 +212,15 @@ class GrayscaleHierarchy:
         """Sample the grey stage to the end, then the colour stage given it: every step of both."""
         grey_image: np.ndarray | None = None
         calls = 0
-        for step in sample_steps(self.grey, n, every=every, seed=seed, temperature=temperature, mode=mode):
+        grey_mode, colour_mode = _mode_for(self.grey, mode), _mode_for(self.colour, mode)
+        for step in sample_steps(self.grey, n, every=every, seed=seed, temperature=temperature, mode=grey_mode):
             yield StageStep("grey", step, None, step.network_calls)
             if step.done:
                 grey_image, calls = step.image, step.network_calls
         assert grey_image is not None
         cond = torch.as_tensor(grey_image, dtype=torch.float32, device=self.colour.device)
         for step in sample_steps(
-            self.colour, n, every=every, seed=seed + 1, temperature=temperature, cond=cond, mode=mode
+            self.colour, n, every=every, seed=seed + 1, temperature=temperature, cond=cond, mode=colour_mode
         ):
             yield StageStep("colour", step, grey_image, calls + step.network_calls)
 
@@ -253,6 +254,11 @@ class GrayscaleHierarchy:
             "bits_per_dim": float(bits_per_dim(float(total.mean()), self.num_dims)),
             "num_images": n,
         }
+
+
+def _mode_for(model: ARModel, mode: str) -> str:
+    """``mode`` where the stage's model has it, else its own default: the two stages may offer different ones."""
+    return mode if mode in ("naive", "auto") or mode in model.spec.sampler_modes else "auto"
 
 
 def grey_stage_dataset(colour_dataset: str) -> str | None:
