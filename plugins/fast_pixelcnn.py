@@ -313,8 +313,11 @@ class GatedPixelCNNProgram(CachedProgram):
         self._step_fields["first"] = np.stack(
             [(rows + self.top) * self.grid_w + cols - 1 - p0 + j + pad for j in range(p0 + 1)], 1
         )
-        for p in set(self.halves[1:]):
-            self._step_fields[f"window{p}"] = np.stack([cols - p + j + pad for j in range(p + 1)], 1)
+        if len(set(self.halves[1:])) > 1:
+            raise ModelError("the cached Gated PixelCNN sampler needs one kernel size for every layer after the first")
+        self.half = self.halves[-1]  # of every layer after the first
+        # Layers after the first read the previous columns of their input row (this one comes from the layer below).
+        self._step_fields["previous"] = np.stack([cols - self.half + j + pad for j in range(self.half)] or [cols], 1)
         self._pack_steps()
         self.vertical = [
             torch.zeros(batch, layer.v_conv.conv.in_channels, self.grid_h, self.grid_w, device=dev, dtype=dt)
@@ -328,6 +331,7 @@ class GatedPixelCNNProgram(CachedProgram):
         self.class_bias = [torch.zeros(batch, 2 * ch, 1, 1, device=dev, dtype=dt) for _ in self.layers]
         self.column_bias = [torch.zeros(0, device=dev, dtype=dt) for _ in self.layers]
         self.h_weights = [torch.zeros(0, device=dev, dtype=dt) for _ in self.layers]
+        self.previous_weights = torch.zeros(0, device=dev, dtype=dt)  # (L - 1, half * ch, 2ch)
         self.out_weights = [torch.zeros(0, device=dev, dtype=dt) for _ in self.layers]
         self.skip_weight = torch.zeros(0, device=dev, dtype=dt)
         self.skip_bias = torch.zeros(0, device=dev, dtype=dt)
@@ -354,6 +358,9 @@ class GatedPixelCNNProgram(CachedProgram):
                 if bias.shape[2:] != self.class_bias[i].shape[2:]:
                     self.graphs.clear()  # captured graphs read the old bias tensors: capture again
                 self.class_bias[i] = _refill(self.class_bias[i], bias.expand(self.batch, -1, -1, -1))
+            if len(self.layers) > 1:
+                previous = torch.stack([w[: self.half * self.hidden] for w in self.h_weights[1:]])
+                self.previous_weights = _refill(self.previous_weights, previous)
             skips = torch.cat([layer.skip.weight[:, :, 0, 0] for layer in self.layers], 1)
             self.skip_weight = _refill(self.skip_weight, skips.t())
             self.skip_bias = _refill(self.skip_bias, sum(layer.skip.bias for layer in self.layers))
@@ -385,24 +392,30 @@ class GatedPixelCNNProgram(CachedProgram):
 
     def compute(self, ix: dict[str, Tensor] | None = None) -> Tensor:
         ix = ix if ix is not None else self.indices()
-        col_grid = ix["col_grid"]
-        ch, last = self.hidden, len(self.layers) - 1
-        row_bias = self.row_bias_all.index_select(2, ix["col"])  # (L, B, 1, 2ch): every layer's at once
-        gates = []
+        last = len(self.layers) - 1
+        row_bias = self.row_bias_all.index_select(2, ix["col"])[:, :, 0]  # (L, B, 2ch): every layer's at once
+        window = self.vertical[0].view(self.batch, -1).index_select(1, ix["first"])
+        pre = torch.addmm(row_bias[0], window, self.h_weights[0])
+        if last:
+            # Every later layer's taps on the previous columns at once; its current column is added in the loop.
+            before = row_bias[1:]
+            if self.half:
+                previous = self.rows_all[1:].index_select(2, ix["previous"]).view(last, self.batch, -1)
+                before = torch.baddbmm(before, previous, self.previous_weights)
+        current, gates, outputs = self.half * self.hidden, [], []
+        h = window  # unused by layer 0
         for i, layer in enumerate(self.layers):
-            if i == 0:
-                window = self.vertical[0].view(self.batch, -1).index_select(1, ix["first"])
-            else:
-                window = self.rows[i].index_select(1, ix[f"window{self.halves[i]}"]).view(self.batch, -1)
-            pre = torch.addmm(row_bias[i, :, 0], window, self.h_weights[i])
+            if i:
+                pre = torch.addmm(before[i - 1], h, self.h_weights[i][current:])
             a, b = pre.chunk(2, 1)
             gated = torch.tanh(a) * torch.sigmoid(b)
             gates.append(gated)
             if i < last:
                 h_out = torch.addmm(layer.h_out.bias, gated, self.out_weights[i])
-                if not layer.first:
-                    h_out = h_out + window[:, -ch:]  # the residual: this layer's input at the current column
-                self.rows[i + 1].index_copy_(1, col_grid, h_out.unsqueeze(1))
+                h = h_out if layer.first else h_out + h  # the residual: this layer's input at this column
+                outputs.append(h)
+        if outputs:
+            self.rows_all[1:].index_copy_(2, ix["col_grid"], torch.stack(outputs).unsqueeze(2))
         skip = torch.addmm(self.skip_bias, torch.cat(gates, 1), self.skip_weight)
         out = torch.addmm(self.head_biases[0], F.relu(skip), self.head_weights[0])
         out = torch.addmm(self.head_biases[1], F.relu(out), self.head_weights[1])
