@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QGraphicsItem
 
 from app.ui import theme
 
@@ -29,6 +30,8 @@ class QtDistributionPlot(pg.PlotWidget):
         self.plot_item.hideButtons()
         self.plot_item.setMouseEnabled(False, False)
         self.plot_item.showGrid(y=True, alpha=0.25)
+        for name in ("left", "bottom"):  # axes change rarely; the bars change every frame
+            self.plot_item.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self._bars = pg.BarGraphItem(x=[], height=[], width=0.8)
         self._tempered = pg.ScatterPlotItem(symbol="_", size=22, pen=pg.mkPen(TEMPERED, width=3), brush=pg.mkBrush(TEMPERED))
         self._curve = pg.PlotDataItem(pen=pg.mkPen(FOCUS, width=2.5), fillLevel=0, brush=(79, 195, 247, 60))
@@ -86,7 +89,7 @@ class QtDistributionPlot(pg.PlotWidget):
         self._axes("p(xᵢ = 1)", "image in the grid")
         self.plot_item.setXRange(0.4, n + 0.6, padding=0)
         self.plot_item.setYRange(0, 1.0, padding=0.02)
-        self._ticks(x if n <= 16 else x[:: max(1, n // 8)])
+        self._ticks(x if n <= 8 else x[:: int(np.ceil(n / 8))])
 
     def show_categorical(self, probs: np.ndarray, tempered: np.ndarray | None = None, value: int | None = None,
                          value_names: list[str] | None = None) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout
+from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout
 
 from app.core.session import LoadedModel
 from app.ui import theme
@@ -24,6 +24,7 @@ class QtModelCard(QFrame):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)  # never taller than its text
         layout = QVBoxLayout(self)
         layout.setContentsMargins(10, 6, 10, 6)
         layout.setSpacing(2)
@@ -34,12 +35,12 @@ class QtModelCard(QFrame):
             label.setWordWrap(True)
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             layout.addWidget(label)
-        self.description.setStyleSheet(f"color: {theme.MUTED}")
         self._scale = 1.0
 
     def set_scale(self, scale: float) -> None:
         self._scale = scale
         self.title.setStyleSheet(theme.heading_css(scale, 1.25))
+        self.description.setStyleSheet(theme.muted_css(scale, 0.95))
 
     def show_model(self, loaded: LoadedModel, device_text: str) -> None:
         spec = loaded.model.spec

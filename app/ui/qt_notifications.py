@@ -70,8 +70,8 @@ class QtNoticeRow(QFrame):
         layout.setContentsMargins(6, 3, 6, 3)
         colour = COLOURS.get(notice.level, theme.TEXT)
         level = QLabel(f"<b style='color:{colour}'>{notice.level}</b>")
-        stamp = QLabel(time.strftime("%H:%M:%S", time.localtime(notice.time)))
-        stamp.setStyleSheet(f"color: {theme.MUTED}")
+        stamp = QLabel(f"<span style='color:{theme.MUTED}'>{time.strftime('%H:%M:%S', time.localtime(notice.time))}"
+                       "</span>")
         source = f"<i>{notice.source}</i>: " if notice.source else ""
         self.message = QLabel(f"{source}{_escape(notice.message)}")
         self.message.setWordWrap(True)

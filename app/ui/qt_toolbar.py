@@ -52,11 +52,12 @@ class QtMainToolBar(QToolBar):
         present = set(available_devices())
         model: QStandardItemModel = self.devices.model()
         for name in CHOICES:
-            label = {"auto": "auto", "cpu": "CPU", "cuda": "CUDA GPU", "mps": "Apple GPU (MPS)"}[name]
-            self.devices.addItem(label if name in present or name == "auto" else f"{label} (not available)", name)
+            label = {"auto": "auto", "cpu": "CPU", "cuda": "CUDA", "mps": "MPS"}[name]
+            self.devices.addItem(label, name)
             if name not in present and name != "auto":
                 item = model.item(self.devices.count() - 1)
                 item.setEnabled(False)
+                item.setToolTip(f"{label} is not available on this machine")
 
     def set_checkpoints(self, infos: list[CheckpointInfo], titles: dict[str, str], current: str | None) -> None:
         self.checkpoints.blockSignals(True)

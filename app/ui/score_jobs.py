@@ -102,16 +102,19 @@ def compatible(info: CheckpointInfo, shape: tuple[int, int, int], num_values: in
 
 
 def compare_checkpoints(session: Session, infos: list[CheckpointInfo], load, values: np.ndarray, num_values: int,
-                        label: int | None) -> list[ComparisonRow]:
+                        label: int | None, superseded=None) -> list[ComparisonRow]:
     """Score ``values`` ``(C, H, W)`` under every checkpoint in ``infos`` of its shape and ``num_values``.
 
     ``load(name) -> LoadedModel`` loads (and caches) a checkpoint. A checkpoint that fails to load or score
-    gets a row with the reason instead of numbers.
+    gets a row with the reason instead of numbers. ``superseded()``, checked between checkpoints, stops early
+    (with the rows so far) when a newer request is waiting.
     """
     rows = []
     for info in infos:
         if not compatible(info, tuple(values.shape), num_values):
             continue
+        if superseded is not None and superseded():
+            break
         dataset = session.registry.datasets.get(str(info.meta.get("dataset")))
         data = data_description(info.meta, dataset.title if dataset is not None else None)
         try:

@@ -99,6 +99,12 @@ def heading_css(scale: float, factor: float = 1.3) -> str:
     return f"font-size: {point_size(scale, factor):.0f}pt; font-weight: 600;"
 
 
+def muted_css(scale: float, factor: float = 1.0) -> str:
+    """Secondary text. The size is in the style sheet too: a widget with a style sheet no longer follows the
+    application font, so it would not grow with the projector scale."""
+    return f"color: {MUTED}; font-size: {point_size(scale, factor):.1f}pt;"
+
+
 __all__ = [
     "configure_pyqtgraph",
     "apply_palette",
@@ -109,4 +115,5 @@ __all__ = [
     "point_size",
     "app_icon",
     "heading_css",
+    "muted_css",
 ]

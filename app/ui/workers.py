@@ -215,6 +215,11 @@ class JobWorker(QThread):
     def latest_serial(self) -> int:
         return self._serial
 
+    def has_pending(self) -> bool:
+        """A job is waiting (a running job may check this to stop early: its result would be stale)."""
+        with self._cond:
+            return self._pending is not None
+
     def idle(self) -> bool:
         with self._cond:
             return self._pending is None and not self._busy

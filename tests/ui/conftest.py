@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import time
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ else:
     from PySide6.QtWidgets import QApplication
 
 from checkpoint_factory import save_tiny  # noqa: E402
+from event_loop import pump  # noqa: E402
 
 
 @pytest.fixture
@@ -89,10 +91,14 @@ def make_window(qtbot, tmp_path):
 
 
 @pytest.fixture
-def wait_for(qtbot):
-    """``wait_for(condition, timeout_ms)``: process events until ``condition()`` is true."""
+def wait_for():
+    """``wait_for(condition, timeout_ms)``: process events until ``condition()`` is true, else fail."""
 
     def wait(condition, timeout: int = 30000):
-        qtbot.waitUntil(lambda: bool(condition()), timeout=timeout)
+        deadline = time.perf_counter() + timeout / 1000
+        while not condition():
+            if time.perf_counter() > deadline:
+                raise AssertionError(f"timed out after {timeout} ms waiting for {condition.__doc__ or condition}")
+            pump(5)
 
     return wait

@@ -10,6 +10,7 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
 import torch  # noqa: E402
+from event_loop import pump  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 
@@ -20,7 +21,7 @@ ROW, COL = 14, 14
 
 def inspect_view(window):
     view = window.show_view("inspect")
-    QTest.qWait(100)
+    pump(100)
     return view
 
 

@@ -9,6 +9,7 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
+from event_loop import pump  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
@@ -58,7 +59,7 @@ def test_pause_and_step_advance_exactly(make_window, tiny_checkpoints, wait_for)
     np.testing.assert_allclose(view.plot.heights, view.frame.step.probs[:, 0, 1])
     assert "row 0, col 27" in view.pixel_label.text()
     # paused: nothing moves
-    qtbot_wait(window, 300)
+    pump(300)
     assert view.frame.step.index == 27
     view.stop()
 
@@ -70,9 +71,9 @@ def test_play_then_pause_stops_advancing(make_window, tiny_checkpoints, wait_for
     wait_for(lambda: view.frame is not None and view.frame.step.index >= 3)
     view.play_pause()  # pause
     assert not view.worker.playing
-    qtbot_wait(window, 100)
+    pump(100)
     paused_at = view.frame.step.index
-    qtbot_wait(window, 400)
+    pump(400)
     assert view.frame.step.index == paused_at
     view.play_pause()  # resume
     wait_for(lambda: view.frame.step.index > paused_at + 2)
@@ -123,9 +124,3 @@ def test_closing_the_window_mid_run_joins_the_worker(make_window, tiny_checkpoin
     window.close()
     assert not worker.isRunning()
     assert running_workers() == []
-
-
-def qtbot_wait(window, ms: int) -> None:
-    from PySide6.QtTest import QTest
-
-    QTest.qWait(ms)

@@ -9,6 +9,7 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
+from event_loop import pump  # noqa: E402
 from PIL import Image  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
@@ -18,7 +19,7 @@ from app.core.scoring import conditional_at, score  # noqa: E402
 
 def score_view(window):
     view = window.show_view("score")
-    QTest.qWait(100)  # let the newly shown tab take its final size before pixels are mapped to the screen
+    pump(100)  # let the newly shown tab take its final size before pixels are mapped to the screen
     return view
 
 

@@ -67,13 +67,14 @@ class QtCompareTable(QWidget):
             rank = f"more surprising than {row.percentile:.0f}%" if math.isfinite(row.percentile) else "not measured"
             nll = f"{row.nll_nats:.2f}" if math.isfinite(row.nll_nats) else row.note
             bpd = f"{row.bits_per_dim:.4f}" if math.isfinite(row.bits_per_dim) else ""
-            cells = (row.name, row.model, row.data, nll, bpd, rank)
+            cells = (row.name, row.model, row.data.split(";")[0], nll, bpd, rank)
             for j, text in enumerate(cells):
                 item = QTableWidgetItem(text)
+                item.setToolTip(row.data)
                 if j in (3, 4):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 if row.note:
-                    item.setToolTip(row.note)
+                    item.setToolTip(f"{row.data}\n{row.note}")
                 if row.name == current:
                     font = QFont(item.font())
                     font.setBold(True)

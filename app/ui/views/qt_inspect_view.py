@@ -57,6 +57,7 @@ class QtInspectView(QWidget):
         self.position: tuple[int, int, int] | None = None
         self.inspection: PixelInspection | None = None
         self._rng = np.random.default_rng()
+        self._stale = False
         self.worker = JobWorker()
         self._build()
         context.register_quiescer(self.worker.drain)
@@ -205,6 +206,10 @@ class QtInspectView(QWidget):
         loaded, values, position = self.loaded, self.values, self.position
         if loaded is None or values is None or position is None:
             return
+        if not self.isVisible():  # computed when the tab is shown: a hidden view leaves the CPU to the others
+            self._stale = True
+            return
+        self._stale = False
         session = self.context.session
         values = values.copy()
         self.worker.submit(lambda: inspect_pixel(session, loaded, values, position), "pixel")
@@ -253,6 +258,11 @@ class QtInspectView(QWidget):
         self.pixel_text.setText(f"Pixel {where}: drawn at step {cond.rank + 1}; its value {cond.value} has "
                                 f"probability {float(cond.probs[cond.value]):.3f} ({cond.nll_nats:.2f} nats)")
         self.summary.setText(summary_text(inspection, where))
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        if self._stale:
+            self._submit()
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def default_action(self) -> None:

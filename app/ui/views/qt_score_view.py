@@ -60,6 +60,7 @@ class QtScoreView(QWidget):
         self.source = "a blank canvas"
         self.hover: tuple[int, int] | None = None
         self._dirty = self._hover_dirty = False
+        self._compare_when_shown = self._compare_when_scored = False
         self._references: dict[str, np.ndarray | None] = {}
         self._tests: dict[str, Examples | None] = {}
         self._rng = np.random.default_rng()
@@ -169,6 +170,9 @@ class QtScoreView(QWidget):
             self.data.setText("Open a checkpoint to score images.")
             return
         model = loaded.model
+        self.nll.setText("Scoring…")
+        for label in (self.bpd, self.data, self.rank, self.pixel_text):
+            label.setText("")
         if (tuple(self.canvas.values.shape), self.canvas.num_values) != (tuple(model.shape), model.num_values):
             self.canvas.set_format(tuple(model.shape), model.num_values)
             self.source = "a blank canvas"
@@ -216,7 +220,7 @@ class QtScoreView(QWidget):
 
     def _tick(self) -> None:
         loaded = self.loaded
-        if loaded is None:
+        if loaded is None or not self.isVisible():  # a hidden view leaves the CPU to the one on screen
             self.timer.stop()
             return
         if self._dirty:
@@ -266,13 +270,21 @@ class QtScoreView(QWidget):
         loaded = self.loaded
         if loaded is None:
             return
+        if not self.isVisible():
+            self._compare_when_shown = True
+            return
+        if self._dirty or not self.scorer.idle():  # the current model's score first: loading others competes
+            self._compare_when_scored = True
+            return
+        self._compare_when_scored = False
         values, label = self.canvas.values.copy(), self.tools.label_value
         session, infos, load = self.context.session, list(self.context.checkpoints()), self.context.model
         if loaded.name not in {i.name for i in infos}:
             infos.append(loaded.info)
         k = loaded.model.num_values
-        self.background.submit(lambda: (compare_checkpoints(session, infos, load, values, k, label), values),
-                               "compare")
+        superseded = self.background.has_pending  # a newer image: stop between two checkpoints
+        self.background.submit(
+            lambda: (compare_checkpoints(session, infos, load, values, k, label, superseded), values), "compare")
 
     def _on_done(self, result: JobResult) -> None:
         handler = {"score": self._show_score, "pixel": self._show_pixel, "compare": self._show_compare,
@@ -302,6 +314,8 @@ class QtScoreView(QWidget):
         label = reference_label(self.loaded) if reference is not None else "test images (none scored yet)"
         text = percentile_text(result.percentile, label)
         self.rank.setText(text[:1].upper() + text[1:] + ".")
+        if self._compare_when_scored:
+            self.compare()
         self.hover_changed_or_refresh()
 
     def hover_changed_or_refresh(self) -> None:
@@ -434,6 +448,14 @@ class QtScoreView(QWidget):
     def _inspect_menu(self, row: int, col: int, button: int) -> None:
         if button == Qt.MouseButton.RightButton.value and self.loaded is not None:
             self.context.send_image("inspect", self.canvas.values, self.source, (0, row, col))
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        if self._dirty or self._hover_dirty:
+            self.timer.start()
+        if self._compare_when_shown:
+            self._compare_when_shown = False
+            self.compare()
 
     # -- drag and drop -------------------------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:  # noqa: N802
