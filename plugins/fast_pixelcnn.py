@@ -16,10 +16,16 @@ The conditionals are those of the naive sampler up to float rounding, so with th
 dimension, drawn by the inverse CDF) both draw the same images.
 
 Every position-dependent index is a small tensor on the model's device, advanced by the step itself, so the
-per-step update has no host synchronisation and no Python integer that changes from step to step: on CUDA a
-whole row of steps is captured once as a CUDA graph and replayed for every row (engine ``graph``), optionally
-after ``torch.compile`` has fused the step's element-wise work (engine ``compile``). The CPU (and MPS) run the
-same update eagerly (engine ``eager``).
+per-step update has no host synchronisation and no Python integer that changes from step to step. Engines
+(``AR_EXPLORER_CACHED_ENGINE``, default ``auto``):
+
+* ``eager``: the update as PyTorch operations, one by one (the CPU and MPS always use it);
+* ``graph`` (``auto`` on CUDA): a whole image row of steps captured once as a CUDA graph per model and batch
+  size, then replayed for every row;
+* ``compile``: the step and the row update compiled by ``torch.compile`` (fused element-wise kernels), then
+  captured as ``graph``;
+* ``triton`` (Gated PixelCNN, binary): all of a step in one fused Triton kernel
+  (:mod:`plugins.fast_gated_triton`), captured as ``graph``; other models fall back to ``graph``.
 """
 
 from __future__ import annotations
