@@ -73,6 +73,17 @@ def percentile_text(percentile: float, reference_label: str) -> str:
     return f"more surprising than {percentile:.0f}% of the {reference_label}"
 
 
+def rank_text(percentile: float) -> str:
+    """The short form of :func:`percentile_text`, for a table column about test images."""
+    if not math.isfinite(percentile):
+        return "not measured"
+    if percentile >= 100.0:
+        return "above every test image"
+    if percentile <= 0.0:
+        return "below every test image"
+    return f"more surprising than {percentile:.0f}%"
+
+
 def position_text(position: tuple[int, int, int], channels: int) -> str:
     """``row 12, col 7`` (with the channel for colour models)."""
     c, r, col = position
@@ -106,6 +117,7 @@ __all__ = [
     "test_nll_text",
     "checkpoint_label",
     "percentile_text",
+    "rank_text",
     "position_text",
     "parameters_text",
     "rate_text",

@@ -73,10 +73,12 @@ class QtCanvasItem(QtPixelItem):
 
 
 class QtDrawingCanvas(QtPixelView):
-    """``changed`` fires while the pen moves, ``stroke_finished`` when it lifts (or after clear / invert)."""
+    """``changed`` fires while the pen moves, ``stroke_finished`` when it lifts (or after a new image, clear or
+    invert), ``stroked`` when the pen or the eraser changed pixels."""
 
     changed = Signal()
     stroke_finished = Signal()
+    stroked = Signal()  # the pen or eraser changed pixels (not a whole new image)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent, item_class=QtCanvasItem, min_size=280)
@@ -117,6 +119,7 @@ class QtDrawingCanvas(QtPixelView):
                         self.values[:, rr, cc] = np.maximum(self.values[:, rr, cc], level)
         if pixels:
             self._redraw()
+            self.stroked.emit()
             self.changed.emit()
         if finished:
             self.stroke_count += 1

@@ -55,6 +55,7 @@ def test_strokes_change_the_score_and_its_map(make_window, tiny_checkpoints, wai
     assert view.heatmap.image.shape[:2] == view.canvas.image.shape[:2] == (28, 28)
     assert "nats per image" in view.nll.text() and "bits/dim" in view.bpd.text()
     assert "Binarized MNIST" in view.data.text() and "binarization" in view.data.text()
+    assert "your drawing" in view.data.text()
     # the percentile comes from the recorded test quantiles (300..700 nats)
     expected = 100.0 * np.mean(np.linspace(300, 700, 101) < stroked.nll_nats)
     assert stroked.percentile == pytest.approx(expected)

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.ui.formatting import rank_text
 from app.ui.score_jobs import ComparisonRow
 
 COLUMNS = ("Checkpoint", "Model", "Trained on", "NLL (nats per image)", "bits/dim", "Rank among its test images")
@@ -64,7 +65,7 @@ class QtCompareTable(QWidget):
         self.rows = sorted(rows, key=lambda r: (math.isnan(r.nll_nats), r.nll_nats))
         self.table.setRowCount(len(self.rows))
         for i, row in enumerate(self.rows):
-            rank = f"more surprising than {row.percentile:.0f}%" if math.isfinite(row.percentile) else "not measured"
+            rank = rank_text(row.percentile)
             nll = f"{row.nll_nats:.2f}" if math.isfinite(row.nll_nats) else row.note
             bpd = f"{row.bits_per_dim:.4f}" if math.isfinite(row.bits_per_dim) else ""
             cells = (row.name, row.model, row.data.split(";")[0], nll, bpd, rank)

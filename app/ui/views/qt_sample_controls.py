@@ -82,6 +82,7 @@ class QtSampleControls(QWidget):
         self.speed.setValue(DEFAULT_SPEED)
         self.speed.setToolTip("From slow motion to as fast as the device goes")
         self.speed_label = QLabel()
+        self.speed_label.setWordWrap(True)
         self.speed.valueChanged.connect(self._on_speed)
         grid.addWidget(QLabel("Speed"), 2, 0)
         grid.addWidget(self.speed, 2, 1, 1, 2)

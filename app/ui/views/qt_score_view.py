@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QPixmap
-from PySide6.QtWidgets import QFileDialog, QGridLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFileDialog, QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from app.core.errors import ImageError
 from app.core.images import load_image
@@ -102,8 +102,10 @@ class QtScoreView(QWidget):
         for widget in (self.nll, self.bpd, self.data, self.rank, self.pixel_text):
             panel.addWidget(widget)
         panel.addWidget(self.pixel_plot, 1)
-        panel.addWidget(self.notes)
-        panel.addWidget(self.original)
+        source = QHBoxLayout()
+        source.addWidget(self.original)
+        source.addWidget(self.notes, 1)
+        panel.addLayout(source)
         grid = QGridLayout(self)
         grid.addWidget(self.tools, 0, 0, 1, 4)
         grid.addWidget(self.canvas_caption, 1, 0)
@@ -132,12 +134,13 @@ class QtScoreView(QWidget):
         t.tool_changed.connect(lambda erasing: setattr(self.canvas, "erasing", erasing))
         t.size_changed.connect(lambda size: setattr(self.canvas, "brush_size", size))
         t.clear.connect(self._clear)
-        t.invert.connect(self.canvas.invert)
+        t.invert.connect(self._invert)
         t.load_file.connect(self.choose_file)
         t.test_image.connect(self.load_test_image)
         t.sample_image.connect(self.load_sample)
         t.label_changed.connect(self._changed)
         self.canvas.changed.connect(self._changed)
+        self.canvas.stroked.connect(self._drawn_on)
         self.canvas.stroke_finished.connect(self._stroke_finished)
         self.canvas.pixel_hovered.connect(self._on_hover)
         self.heatmap.pixel_hovered.connect(self._on_hover)
@@ -434,6 +437,17 @@ class QtScoreView(QWidget):
         self.source = source
         self.hover = None
         self.canvas.set_values(values)
+
+    def _drawn_on(self) -> None:
+        """The pen touched the image: it is the user's drawing now (or their edit of what was loaded)."""
+        if self.source == "a blank canvas":
+            self.source = "your drawing"
+        elif not self.source.startswith("your"):
+            self.source = f"your edit of {self.source}"
+
+    def _invert(self) -> None:
+        self._drawn_on()
+        self.canvas.invert()
 
     def _clear(self) -> None:
         self.source = "a blank canvas"
