@@ -41,7 +41,7 @@ def supports(program) -> bool:
         and len(layers) >= 2
         and len({half for half in program.halves[1:]}) == 1
         and power_of_two(program.hidden)
-        and power_of_two(program.head_weights[0].shape[1])
+        and power_of_two(program.model.head1.out_channels)
     )
 
 
