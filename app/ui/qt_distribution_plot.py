@@ -31,7 +31,9 @@ class QtDistributionPlot(pg.PlotWidget):
         self.plot_item.setMouseEnabled(False, False)
         self.plot_item.showGrid(y=True, alpha=0.25)
         for name in ("left", "bottom"):  # axes change rarely; the bars change every frame
-            self.plot_item.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+            axis = self.plot_item.getAxis(name)
+            axis.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+            axis.enableAutoSIPrefix(False)  # probabilities are plain numbers, never "x0.001"
         self._bars = pg.BarGraphItem(x=[], height=[], width=0.8)
         self._tempered = pg.ScatterPlotItem(symbol="_", size=22, pen=pg.mkPen(TEMPERED, width=3), brush=pg.mkBrush(TEMPERED))
         self._curve = pg.PlotDataItem(pen=pg.mkPen(FOCUS, width=2.5), fillLevel=0, brush=(79, 195, 247, 60))

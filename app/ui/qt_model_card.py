@@ -18,6 +18,17 @@ NO_CHECKPOINT = (
 )
 
 
+def paper_text(paper_nll: str) -> str:
+    """A plugin's published figure: a bare number is nats on binarized MNIST, anything else is shown as given."""
+    if not paper_nll:
+        return ""
+    try:
+        float(paper_nll)
+    except ValueError:
+        return f"paper: {paper_nll}"
+    return f"paper: {paper_nll} nats on binarized MNIST"
+
+
 class QtModelCard(QFrame):
     """Title, lecture section, measured test NLL (units and data named), and the one-paragraph description."""
 
@@ -48,7 +59,7 @@ class QtModelCard(QFrame):
         self.title.setText(f"{spec.title} — {loaded.name}{section}")
         title = loaded.dataset.title if loaded.dataset is not None else None
         extras = [parameters_text(loaded.info.meta.get("num_parameters")), f"running on {device_text}"]
-        paper = f"paper: {spec.paper_nll} nats on binarized MNIST" if spec.paper_nll else ""
+        paper = paper_text(spec.paper_nll)
         extras.append(paper)
         self.nll.setText(test_nll_text(loaded.info, title) + "  ·  " + "  ·  ".join(e for e in extras if e))
         self.description.setText(spec.description)
@@ -64,4 +75,4 @@ class QtModelCard(QFrame):
         self.nll.setText(f"<span style='color:{theme.ERROR}'>{message}</span>")
 
 
-__all__ = ["QtModelCard", "NO_CHECKPOINT"]
+__all__ = ["QtModelCard", "NO_CHECKPOINT", "paper_text"]

@@ -176,3 +176,43 @@ def test_mouse_position_maps_to_pixels(make_window, tiny_checkpoints):
                      canvas.scene_point(7, 3))
     assert clicked == [(7, 3)]
     assert window.tabs.currentWidget() is window.views["inspect"]  # right click: inspect that pixel
+
+
+def test_a_dropped_file_is_loaded(make_window, tiny_checkpoints, wait_for, tmp_path):
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    window = make_window("tiny-gated")
+    view = score_view(window)
+    path = tmp_path / "seven.png"
+    image = Image.new("L", (28, 28), 0)
+    for y in range(4, 24):
+        image.putpixel((18, y), 255)
+    image.save(path)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                       Qt.KeyboardModifier.NoModifier)
+    view.dropEvent(event)
+    assert view.canvas.values[0, 4:24, 18].all() and view.canvas.values.sum() == 20
+    scored(view, wait_for)
+    assert "seven.png" in view.data.text() and "seven.png" in view.notes.text()
+
+
+def test_a_sample_fills_the_canvas_and_test_data_gives_a_percentile(make_window, tiny_checkpoints, tiny_binarized,
+                                                                     monkeypatch, wait_for):
+    monkeypatch.setenv("AR_EXPLORER_DATA", str(tiny_binarized))
+    window = make_window("small-pixelcnn")  # 8x8: no test data of its size, so no percentile
+    view = score_view(window)
+    view.load_sample()
+    wait_for(lambda: "a sample of small-pixelcnn" in view.notes.text())
+    assert view.canvas.values.shape == (1, 8, 8)
+    scored(view, wait_for)
+    assert "no test scores" in view.rank.text().lower()
+    window.context.load("tiny-gated")  # no recorded quantiles: its percentile comes from the test images here
+    wait_for(lambda: view._references.get("tiny-gated") is not None)
+    view.load_test_image(3)
+    result = scored(view, wait_for)
+    reference = view._references["tiny-gated"]
+    assert len(reference) == 64 and result.percentile == pytest.approx(100 * np.mean(reference < result.nll_nats))
+    assert "test images of Binarized MNIST" in view.rank.text()

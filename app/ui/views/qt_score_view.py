@@ -45,9 +45,10 @@ THROTTLE_MS = 50  # at most 20 scores a second while drawing
 COMPARE_DELAY_MS = 400
 
 
-def heat_limit(num_values: int) -> float:
-    """The top of the heat map's fixed scale (nats): a pixel the model found a few nats surprising is bright."""
-    return 5.0 if num_values == 2 else math.log(num_values) + 3.0
+def heat_limit(num_values: int, channels: int = 1) -> float:
+    """The top of the heat map's fixed scale in nats per pixel (all its channels): a few nats more than a
+    uniform guess costs, so a surprising pixel is bright and an ordinary one dark."""
+    return 5.0 if (num_values, channels) == (2, 1) else channels * math.log(num_values) + 3.0
 
 
 class QtScoreView(QWidget):
@@ -62,10 +63,12 @@ class QtScoreView(QWidget):
         self._dirty = self._hover_dirty = False
         self._compare_when_shown = self._compare_when_scored = False
         self._references: dict[str, np.ndarray | None] = {}
-        self._tests: dict[str, Examples | None] = {}
+        self._reference_requested: set[str] = set()
+        self._tests: dict[tuple, Examples | None] = {}
         self._rng = np.random.default_rng()
-        self.scorer = JobWorker()
-        self.background = JobWorker()
+        self.scorer = JobWorker()  # this image under this model: the latest request wins
+        self.background = JobWorker()  # other checkpoints, samples
+        self.references = JobWorker()  # test-set scores for a percentile, once per checkpoint
         self._build()
         self._connect()
         context.register_quiescer(self._quiesce)
@@ -149,8 +152,9 @@ class QtScoreView(QWidget):
         self.table.compare_requested.connect(self.compare)
         self.scorer.done.connect(self._on_done)
         self.scorer.failed.connect(self._on_failed)
-        self.background.done.connect(self._on_done)
-        self.background.failed.connect(self._on_failed)
+        for worker in (self.background, self.references):
+            worker.done.connect(self._on_done)
+            worker.failed.connect(self._on_failed)
 
     def set_scale(self, scale: float) -> None:
         self.nll.setStyleSheet(theme.heading_css(scale, 2.0))
@@ -190,25 +194,28 @@ class QtScoreView(QWidget):
         self.tools.test_button.setToolTip("A random image of the test split" if has_test else
                                           f"The test data of {loaded.info.meta.get('dataset')} is not on this "
                                           f"machine: ar-explorer data download {loaded.info.meta.get('dataset')}")
-        self.colorbar.set_range(0.0, heat_limit(model.num_values), open_top=True)
+        self.colorbar.set_range(0.0, heat_limit(model.num_values, model.shape[0]), open_top=True)
         self._prepare_reference(loaded)
         self._changed()
         self.compare_timer.start()
 
     def _test_split(self, loaded: LoadedModel) -> Examples | None:
-        key = str(loaded.info.meta.get("dataset"))
+        key = (str(loaded.info.meta.get("dataset")), tuple(loaded.model.shape), loaded.model.num_values)
         if key not in self._tests:
             self._tests[key] = test_images(self.context.session, loaded)
         return self._tests[key]
 
     def _prepare_reference(self, loaded: LoadedModel) -> None:
-        if loaded.name in self._references:
+        """The recorded test quantiles, else (once, on a worker) the scores of the test images on this machine."""
+        if loaded.name in self._references or loaded.name in self._reference_requested:
             return
         quantiles = reference_quantiles(loaded)
-        self._references[loaded.name] = quantiles
-        if quantiles is None and self._test_split(loaded) is not None:
+        if quantiles is not None:
+            self._references[loaded.name] = quantiles
+        elif self._test_split(loaded) is not None:
+            self._reference_requested.add(loaded.name)
             session = self.context.session
-            self.background.submit(lambda: (loaded.name, reference_from_test_data(session, loaded)), "reference")
+            self.references.submit(lambda: (loaded.name, reference_from_test_data(session, loaded)), "reference")
 
     # -- scoring -------------------------------------------------------------------------------------------
     def _changed(self) -> None:
@@ -308,7 +315,7 @@ class QtScoreView(QWidget):
             return
         self.result = result
         model = self.loaded.model
-        self.heatmap.set_rgb(heatmap_rgb(result.per_pixel_nll, heat_limit(model.num_values)))
+        self.heatmap.set_rgb(heatmap_rgb(result.per_pixel_nll, heat_limit(model.num_values, model.shape[0])))
         self.nll.setText(f"{result.nll_nats:.1f} nats per image")
         self.bpd.setText(f"{result.bits_per_dim:.3f} bits/dim")
         self.data.setText(f"−log p(x) of {self.source} under <b>{self.loaded.name}</b>, trained on "
@@ -355,6 +362,7 @@ class QtScoreView(QWidget):
     def _store_reference(self, value) -> None:
         name, nats = value
         self._references[name] = nats
+        self._reference_requested.discard(name)
         if name == self.loaded.name:
             self._changed()
 
@@ -500,14 +508,15 @@ class QtScoreView(QWidget):
     def _quiesce(self) -> None:
         self.timer.stop()
         self.compare_timer.stop()
-        self.scorer.drain()
-        self.background.drain()
+        for worker in (self.scorer, self.background, self.references):
+            worker.drain()
+        self._reference_requested.clear()  # a dropped request is made again when its model comes back
 
     def shutdown(self) -> None:
         self.timer.stop()
         self.compare_timer.stop()
-        self.scorer.stop_and_wait()
-        self.background.stop_and_wait()
+        for worker in (self.scorer, self.background, self.references):
+            worker.stop_and_wait()
 
 
 __all__ = ["QtScoreView", "heat_limit"]
