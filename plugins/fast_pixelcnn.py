@@ -114,7 +114,6 @@ class CachedProgram:
         self.known_values = torch.zeros(batch, self.total, device=self.device, dtype=self.dtype)
         self.lock = threading.Lock()
         self.graphs: dict[tuple, torch.cuda.CUDAGraph] = {}
-        self.compiled: dict[tuple, Callable[[], None]] = {}
 
     @property
     def model(self) -> ARModel:
