@@ -135,7 +135,7 @@ class QtMainWindow(QMainWindow):
         ctx.noticed.connect(self._on_notice)
         ctx.image_sent.connect(self._on_image_sent)
         ctx.scale_changed.connect(self.apply_scale)
-        self.toolbar.checkpoint_chosen.connect(lambda name: name and ctx.load(name))
+        self.toolbar.checkpoint_chosen.connect(self._choose_checkpoint)
         self.toolbar.device_chosen.connect(self._choose_device)
         self.toolbar.scale_chosen.connect(ctx.set_scale)
         for notice in ctx.notices:
@@ -167,6 +167,11 @@ class QtMainWindow(QMainWindow):
         self.device_label.setText(f"Device: {text}")
         if self.context.loaded is not None:
             self.card.show_model(self.context.loaded, text)
+
+    def _choose_checkpoint(self, name: str | None) -> None:
+        if name and not self.context.load(name):  # the notice says why; the picker shows what is loaded
+            current = self.context.loaded.name if self.context.loaded is not None else None
+            self.toolbar.select_checkpoint(current)
 
     def _choose_device(self, name: str) -> None:
         if not self.context.set_device(name):

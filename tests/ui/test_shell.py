@@ -90,6 +90,12 @@ def test_a_broken_checkpoint_is_a_notice_and_the_old_model_stays(make_window, ti
     assert not window.context.load(str(checkpoint_dir / "broken.safetensors"))
     assert window.context.loaded.name == "tiny-gated"
     assert "broken.safetensors" in window.context.notices[-1].message
+    (checkpoint_dir / "tiny-pixelcnn.safetensors").write_bytes(b"truncated")  # listed, but broken since
+    combo = window.toolbar.checkpoints
+    combo.setCurrentIndex(combo.findData("tiny-pixelcnn"))
+    combo.activated.emit(combo.currentIndex())
+    assert window.context.loaded.name == "tiny-gated" and combo.currentData() == "tiny-gated"
+    assert "tiny-pixelcnn" in window.context.notices[-1].message
 
 
 def test_an_unavailable_device_is_refused_and_cpu_is_kept(make_window, tiny_checkpoints):
