@@ -80,19 +80,29 @@ def open_first_checkpoint(context: AppContext, requested: str | None) -> bool:
     return False
 
 
+def install_exception_hook(context: AppContext):
+    """Turn any exception that reaches the event loop into a notice (the app never dies on an error).
+
+    Returns a function that puts the previous hook back.
+    """
+    previous = sys.excepthook
+
+    def hook(kind, value, tb) -> None:
+        if issubclass(kind, KeyboardInterrupt):
+            previous(kind, value, tb)
+            return
+        details = "".join(traceback.format_exception(kind, value, tb))
+        context.notify(f"unexpected {kind.__name__}: {value}", "error", details)
+
+    sys.excepthook = hook
+    return lambda: setattr(sys, "excepthook", previous)
+
+
 def launch(args: argparse.Namespace) -> int:
     """Open the app (or, with ``--screenshot``, save a PNG of it and exit)."""
     app = application()
     window, context = build(args)
-    previous_hook = sys.excepthook
-
-    def hook(kind, value, tb) -> None:  # the app never dies on an error: it becomes a notice
-        if issubclass(kind, KeyboardInterrupt):
-            previous_hook(kind, value, tb)
-            return
-        context.notify(f"unexpected {kind.__name__}: {value}", "error", "".join(traceback.format_exception(kind, value, tb)))
-
-    sys.excepthook = hook
+    restore = install_exception_hook(context)
     try:
         if getattr(args, "screenshot", None):
             from app.ui.screenshot import take_screenshot
@@ -103,8 +113,8 @@ def launch(args: argparse.Namespace) -> int:
         window.show()
         return int(app.exec())
     finally:
-        sys.excepthook = previous_hook
+        restore()
         window.shutdown()
 
 
-__all__ = ["launch", "build", "application", "make_session", "open_first_checkpoint"]
+__all__ = ["launch", "build", "application", "make_session", "open_first_checkpoint", "install_exception_hook"]

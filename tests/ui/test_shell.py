@@ -160,3 +160,24 @@ def test_shortcut_help_is_not_modal(make_window, tiny_checkpoints):
     assert isinstance(dialog, QDialog) and not dialog.isModal() and "Space" in dialog.findChild(
         type(window.device_label)).text()
     dialog.close()
+
+
+def test_an_error_in_the_event_loop_becomes_a_notice(make_window, tiny_checkpoints, qapp):
+    from event_loop import pump
+    from PySide6.QtCore import QTimer
+
+    from app.ui.launch import install_exception_hook
+
+    window = make_window("tiny-gated")
+    restore = install_exception_hook(window.context)
+    try:
+        def broken_slot():
+            raise ZeroDivisionError("a bug in a slot")
+
+        QTimer.singleShot(0, broken_slot)
+        pump(50)
+    finally:
+        restore()
+    notice = window.context.notices[-1]
+    assert "ZeroDivisionError: a bug in a slot" in notice.message and "Traceback" in notice.details
+    assert window.isVisible()
