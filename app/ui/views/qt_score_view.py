@@ -11,8 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QPixmap
-from PySide6.QtWidgets import QFileDialog, QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFileDialog, QGridLayout, QLabel, QWidget
 
 from app.core.errors import ImageError
 from app.core.images import load_image
@@ -21,10 +20,8 @@ from app.core.session import LoadedModel
 from app.ui import theme
 from app.ui.context import AppContext, SentImage
 from app.ui.example_images import Examples, synthetic_images, test_images
-from app.ui.formatting import loaded_data_description, percentile_text, position_text
 from app.ui.qt_canvas import QtDrawingCanvas
 from app.ui.qt_colorbar import QtColorBar
-from app.ui.qt_distribution_plot import QtDistributionPlot
 from app.ui.qt_pixel_view import QtPixelView
 from app.ui.rendering import INFERNO, heatmap_rgb
 from app.ui.score_jobs import (
@@ -38,6 +35,7 @@ from app.ui.score_jobs import (
     score_image,
 )
 from app.ui.views.qt_compare_table import QtCompareTable
+from app.ui.views.qt_score_results import QtScoreResults
 from app.ui.views.qt_score_tools import QtScoreTools
 from app.ui.workers import JobResult, JobWorker
 
@@ -87,28 +85,12 @@ class QtScoreView(QWidget):
         self.heat_caption.setTextFormat(Qt.TextFormat.RichText)
         for caption in (self.canvas_caption, self.heat_caption):
             caption.setWordWrap(True)
-        self.nll = QLabel()
-        self.bpd = QLabel()
-        self.data = QLabel()
-        self.rank = QLabel()
-        self.pixel_text = QLabel()
-        self.pixel_plot = QtDistributionPlot()
-        self.pixel_plot.setMinimumHeight(160)
-        self.original = QLabel()
-        self.original.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
-        self.notes = QLabel()
-        for label in (self.data, self.rank, self.pixel_text, self.notes):
-            label.setWordWrap(True)
+        self.results = QtScoreResults()
+        r = self.results  # the labels, under the names the tests and other views use
+        self.nll, self.bpd, self.data, self.rank = r.nll, r.bpd, r.data, r.rank
+        self.pixel_text, self.pixel_plot, self.notes = r.pixel_text, r.pixel_plot, r.notes
         self.table = QtCompareTable()
         self.table.table.setMinimumHeight(120)
-        panel = QVBoxLayout()
-        for widget in (self.nll, self.bpd, self.data, self.rank, self.pixel_text):
-            panel.addWidget(widget)
-        panel.addWidget(self.pixel_plot, 1)
-        source = QHBoxLayout()
-        source.addWidget(self.original)
-        source.addWidget(self.notes, 1)
-        panel.addLayout(source)
         grid = QGridLayout(self)
         grid.addWidget(self.tools, 0, 0, 1, 4)
         grid.addWidget(self.canvas_caption, 1, 0)
@@ -116,7 +98,7 @@ class QtScoreView(QWidget):
         grid.addWidget(self.canvas, 2, 0)
         grid.addWidget(self.heatmap, 2, 1)
         grid.addWidget(self.colorbar, 2, 2)
-        grid.addLayout(panel, 1, 3, 2, 1)
+        grid.addWidget(self.results, 1, 3, 2, 1)
         grid.addWidget(self.table, 3, 0, 1, 4)
         grid.setColumnStretch(0, 3)
         grid.setColumnStretch(1, 3)
@@ -157,9 +139,7 @@ class QtScoreView(QWidget):
             worker.failed.connect(self._on_failed)
 
     def set_scale(self, scale: float) -> None:
-        self.nll.setStyleSheet(theme.heading_css(scale, 2.0))
-        self.bpd.setStyleSheet(theme.heading_css(scale, 1.3))
-        self.pixel_plot.set_scale(scale)
+        self.results.set_scale(scale)
 
     # -- the model -----------------------------------------------------------------------------------------
     @property
@@ -173,13 +153,10 @@ class QtScoreView(QWidget):
         for widget in (self.tools, self.canvas, self.table):
             widget.setEnabled(enabled)
         if loaded is None:
-            self.nll.setText("No model")
-            self.data.setText("Open a checkpoint to score images.")
+            self.results.show_no_model()
             return
         model = loaded.model
-        self.nll.setText("Scoring…")
-        for label in (self.bpd, self.data, self.rank, self.pixel_text):
-            label.setText("")
+        self.results.show_scoring()
         if (tuple(self.canvas.values.shape), self.canvas.num_values) != (tuple(model.shape), model.num_values):
             self.canvas.set_format(tuple(model.shape), model.num_values)
             self.source = "a blank canvas"
@@ -316,14 +293,8 @@ class QtScoreView(QWidget):
         self.result = result
         model = self.loaded.model
         self.heatmap.set_rgb(heatmap_rgb(result.per_pixel_nll, heat_limit(model.num_values, model.shape[0])))
-        self.nll.setText(f"{result.nll_nats:.1f} nats per image")
-        self.bpd.setText(f"{result.bits_per_dim:.3f} bits/dim")
-        self.data.setText(f"−log p(x) of {self.source} under <b>{self.loaded.name}</b>, trained on "
-                          f"{loaded_data_description(self.loaded)}")
-        reference = self._references.get(self.loaded.name)
-        label = reference_label(self.loaded) if reference is not None else "test images (none scored yet)"
-        text = percentile_text(result.percentile, label)
-        self.rank.setText(text[:1].upper() + text[1:] + ".")
+        reference = reference_label(self.loaded) if self._references.get(self.loaded.name) is not None else None
+        self.results.show_score(result, self.loaded, self.source, reference)
         if self._compare_when_scored:
             self.compare()
         self.hover_changed_or_refresh()
@@ -335,23 +306,10 @@ class QtScoreView(QWidget):
 
     def _show_pixel(self, value) -> None:
         conditional, values = value
-        model = self.loaded.model
-        c, r, col = conditional.position
-        if conditional.probs.shape[0] != model.num_values:
+        if conditional.probs.shape[0] != self.loaded.model.num_values:
             return
-        where = position_text(conditional.position, model.shape[0])
-        why = "under the mouse" if self.hover is not None else "the most surprising"
-        if model.num_values == 2:
-            p1 = float(conditional.probs[1])
-            self.pixel_text.setText(f"Pixel {where} ({why}): p(x = 1 | pixels before it) = {p1:.3f}; "
-                                    f"it is {conditional.value}, which costs {conditional.nll_nats:.2f} nats")
-            self.pixel_plot.show_categorical(conditional.probs, None, conditional.value, ["0 (black)", "1 (white)"])
-        else:
-            self.pixel_text.setText(f"Pixel {where} ({why}): it is {conditional.value}, p = "
-                                    f"{float(conditional.probs[conditional.value]):.3f}, "
-                                    f"{conditional.nll_nats:.2f} nats")
-            self.pixel_plot.show_categorical(conditional.probs, None, conditional.value)
-        self.pixel_plot.set_title(f"p(xᵢ | x<ᵢ) at {where}")
+        self.results.show_pixel(conditional, self.loaded, self.hover is not None)
+        _, r, col = conditional.position
         self.canvas.set_markers("pixel", [(r, col)], theme.ACCENT, 2.5)
         self.heatmap.set_markers("pixel", [(r, col)], theme.ACCENT, 2.5)
 
@@ -376,16 +334,11 @@ class QtScoreView(QWidget):
         try:
             converted = load_image(path, tuple(model.shape), model.num_values)
         except ImageError as exc:
-            self.notes.setText(f"<span style='color:{theme.ERROR}'>{exc}</span>")
+            self.results.show_refused(exc)
             self.context.notify(str(exc), "warning", source="image")
             return False
         name = Path(path).name
-        self.notes.setText(f"From <b>{name}</b> ({converted.source_size[0]}×{converted.source_size[1]} "
-                           f"{converted.source_mode}): {converted.describe()}.")
-        pixmap = QPixmap(str(path))
-        self.original.setPixmap(pixmap.scaled(120, 120, Qt.AspectRatioMode.KeepAspectRatio,
-                                              Qt.TransformationMode.SmoothTransformation) if not pixmap.isNull()
-                                else QPixmap())
+        self.results.show_file(path, converted)
         self._set_image(converted.values, name)
         return True
 
@@ -420,7 +373,7 @@ class QtScoreView(QWidget):
                 if model.config.condition is not None and model.config.condition.kind == "class" else None
             return sample(model, 1, seed=seed, cond=cond)[0].cpu().numpy().astype(np.uint8), seed
 
-        self.notes.setText(f"Sampling one image from {loaded.name} (seed {seed})…")
+        self.results.show_source(f"Sampling one image from {loaded.name} (seed {seed})…")
         self.background.submit(job, "sample")
 
     def _show_sample(self, value) -> None:
@@ -438,8 +391,7 @@ class QtScoreView(QWidget):
         self._set_image(sent.values, sent.label)
 
     def _describe_source(self, text: str) -> None:
-        self.notes.setText(f"From {text}.")
-        self.original.setPixmap(QPixmap())
+        self.results.show_source(f"From {text}.")
 
     def _set_image(self, values: np.ndarray, source: str) -> None:
         self.source = source
@@ -459,8 +411,7 @@ class QtScoreView(QWidget):
 
     def _clear(self) -> None:
         self.source = "a blank canvas"
-        self.notes.setText("")
-        self.original.setPixmap(QPixmap())
+        self.results.show_source("")
         self.canvas.erase_all()
 
     def _on_hover(self, row: int, col: int) -> None:
