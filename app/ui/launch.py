@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import traceback
 from pathlib import Path
 
@@ -51,7 +50,7 @@ def build(args: argparse.Namespace, preferences: Preferences | None = None) -> t
     screenshot = bool(getattr(args, "screenshot", None))
     if preferences is None:
         # A screenshot neither reads nor changes the user's settings: it shows the defaults.
-        preferences = Preferences(Path(tempfile.mkdtemp()) / "ui.ini") if screenshot else Preferences()
+        preferences = Preferences.scratch() if screenshot else Preferences()
     device = getattr(args, "device", None) or preferences.device
     session, notes = make_session(device, bool(getattr(args, "strict_plugins", False)))
     scale = getattr(args, "scale", None) or preferences.scale

@@ -7,6 +7,7 @@ The file lives in ``$XDG_CONFIG_HOME/ar-explorer/ui.ini`` (``~/.config`` by defa
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
@@ -28,6 +29,16 @@ class Preferences:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or settings_path()
         self._settings = QSettings(str(self.path), QSettings.Format.IniFormat)
+        self._scratch: tempfile.TemporaryDirectory | None = None
+
+    @classmethod
+    def scratch(cls) -> Preferences:
+        """Settings that start empty and vanish with the process (screenshots neither read nor change the
+        user's own)."""
+        folder = tempfile.TemporaryDirectory(prefix="ar-explorer-settings-")
+        preferences = cls(Path(folder.name) / "ui.ini")
+        preferences._scratch = folder
+        return preferences
 
     def _get(self, key: str, default=None):
         return self._settings.value(key, default)
