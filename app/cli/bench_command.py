@@ -298,7 +298,8 @@ def format_table(report: dict[str, Any]) -> str:
             for per_batch in modes.values():
                 if isinstance(per_batch, dict):
                     batches = [b for b in per_batch if b != "error"] or batches
-    header = f"{'model':<22} {'sampling':<15}" + "".join(f"{'n=' + b:>10}" for b in batches)
+    width = max([len("model"), *(len(row["model"]) for row in report["models"])]) + 1
+    header = f"{'model':<{width}} {'sampling':<15}" + "".join(f"{'n=' + b:>10}" for b in batches)
     lines.append(header + f"{'score 1 img':>13}{'train img/s':>13}")
     for row in report["models"]:
         sampling = row.get("sampling")
@@ -308,9 +309,9 @@ def format_table(report: dict[str, Any]) -> str:
         tail += f"{train:>13.0f}" if isinstance(train, float) else f"{'-':>13}"
         if not isinstance(sampling, dict) or "error" in sampling:
             note = sampling["error"] if isinstance(sampling, dict) else row.get("source", "")
-            lines.append(f"{row['model']:<22} {'-':<15}" + " " * (10 * len(batches)) + tail + f"  {note}")
+            lines.append(f"{row['model']:<{width}} {'-':<15}" + " " * (10 * len(batches)) + tail + f"  {note}")
             continue
         for i, (mode, per_batch) in enumerate(sampling.items()):
             cells = "".join(f"{_seconds(per_batch.get(b)):>10}" for b in batches)
-            lines.append(f"{row['model'] if i == 0 else '':<22} {mode:<15}{cells}" + (tail if i == 0 else ""))
+            lines.append(f"{row['model'] if i == 0 else '':<{width}} {mode:<15}{cells}" + (tail if i == 0 else ""))
     return "\n".join(lines)
