@@ -412,8 +412,8 @@ class GatedPixelCNNProgram(CachedProgram):
         for i, layer in enumerate(self.layers):
             if i:
                 pre = torch.addmm(before[i - 1], h, self.h_weights[i][current:])
-            a, b = pre.chunk(2, 1)
-            gated = torch.tanh(a) * torch.sigmoid(b)
+            pre[:, : self.hidden].tanh_()
+            gated = F.glu(pre, 1)  # tanh(a) * sigmoid(b) in two kernels instead of three, the same bits
             gates.append(gated)
             if i < last:
                 h_out = torch.addmm(layer.h_out.bias, gated, self.out_weights[i])
