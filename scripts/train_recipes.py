@@ -69,7 +69,7 @@ def run_all(recipes: list[dict], args: argparse.Namespace) -> dict[str, int]:
     pending = list(recipes)
     running: dict[str, tuple[subprocess.Popen, float]] = {}
     results: dict[str, int] = {}
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", OMP_NUM_THREADS="2")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", OMP_NUM_THREADS=str(args.threads))
     while pending or running:
         while pending and len(running) < args.parallel:
             recipe = pending.pop(0)
@@ -138,6 +138,7 @@ def main() -> int:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--parallel", type=int, default=6)
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads per training process")
     parser.add_argument("--time-scale", type=float, default=1.0)
     parser.add_argument("--limit", type=int, default=0, help="train/validate/test on at most this many images (trials)")
     parser.add_argument("--resume", action="store_true")

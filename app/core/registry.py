@@ -46,6 +46,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.wavenet",
     "plugins.pixelsnail",
     "plugins.attention",
+    "plugins.order_agnostic",
     "plugins.conditional",
     "plugins.hierarchy",
     "plugins.colour_datasets",
