@@ -33,6 +33,7 @@ from app.ui.inspect_jobs import PixelInspection, inspect_pixel, summary_text
 from app.ui.qt_distribution_plot import QtDistributionPlot
 from app.ui.qt_pixel_view import QtPixelView
 from app.ui.rendering import HIDDEN, LATER, OUT_OF_REACH, TARGET, receptive_field_rgb, values_to_rgb
+from app.ui.score_jobs import condition_for
 from app.ui.workers import JobResult, JobWorker
 
 HOVER_MS = 50
@@ -159,14 +160,21 @@ class QtInspectView(QWidget):
         self.set_image(sent.values, sent.label, sent.position)
 
     def load_sample(self, seed: int | None = None) -> None:
+        """Sample one image (a class-conditional model draws a 0; an image-conditioned one is conditioned on
+        the image on screen) and inspect it."""
         loaded = self.loaded
-        if loaded is None or (loaded.model.config.condition is not None):
-            self.context.notify("sampling here needs a model without a condition; use the Sample view", "info")
+        if loaded is None:
             return
         seed = int(self._rng.integers(100000)) if seed is None else seed
-        model = loaded.model
+        session, model = self.context.session, loaded.model
+        condition_image = self.values if self.values is not None else np.zeros(model.shape, np.uint8)
+
+        def job():
+            cond = condition_for(session, loaded, condition_image, 0)
+            return sample(model, 1, seed=seed, cond=cond)[0].cpu().numpy().astype(np.uint8), seed, loaded.name
+
         self.source_label.setText(f"  Sampling one image (seed {seed})…")
-        self.worker.submit(lambda: (sample(model, 1, seed=seed)[0].cpu().numpy().astype(np.uint8), seed), "sample")
+        self.worker.submit(job, "sample")
 
     def load_test_image(self, index: int | None = None) -> bool:
         loaded = self.loaded
@@ -218,8 +226,9 @@ class QtInspectView(QWidget):
         if self.loaded is None:
             return
         if result.tag == "sample":
-            values, seed = result.value
-            self.set_image(values, f"a sample of {self.loaded.name} (seed {seed})")
+            values, seed, name = result.value
+            if name == self.loaded.name:  # not a sample of a model that has been replaced meanwhile
+                self.set_image(values, f"a sample of {name} (seed {seed})")
         elif result.tag == "pixel" and self._current(result.value):
             self._show_inspection(result.value)
 

@@ -361,24 +361,24 @@ class QtScoreView(QWidget):
         return True
 
     def load_sample(self) -> None:
+        """Sample one image onto the canvas (under the chosen class, or conditioned on the image drawn now)."""
         loaded = self.loaded
         if loaded is None:
             return
         seed = int(self._rng.integers(100000))
-        session, label = self.context.session, self.tools.label_value
+        session, label, values = self.context.session, self.tools.label_value, self.canvas.values.copy()
         model = loaded.model
 
         def job():
-            cond = condition_for(session, loaded, np.zeros(model.shape, np.uint8), label) \
-                if model.config.condition is not None and model.config.condition.kind == "class" else None
-            return sample(model, 1, seed=seed, cond=cond)[0].cpu().numpy().astype(np.uint8), seed
+            cond = condition_for(session, loaded, values, label)
+            return sample(model, 1, seed=seed, cond=cond)[0].cpu().numpy().astype(np.uint8), seed, loaded.name
 
         self.results.show_source(f"Sampling one image from {loaded.name} (seed {seed})…")
         self.background.submit(job, "sample")
 
     def _show_sample(self, value) -> None:
-        values, seed = value
-        if tuple(values.shape) == tuple(self.canvas.values.shape):
+        values, seed, name = value
+        if name == self.loaded.name and tuple(values.shape) == tuple(self.canvas.values.shape):
             self._describe_source(f"a sample of {self.loaded.name} (seed {seed})")
             self._set_image(values, f"a sample (seed {seed})")
 
