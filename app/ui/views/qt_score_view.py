@@ -239,7 +239,7 @@ class QtScoreView(QWidget):
 
         def job():
             cond = condition_for(session, loaded, values, label)
-            return pixel_conditional(loaded, values, position, cond), values
+            return pixel_conditional(loaded, values, position, cond), loaded.name
 
         self.scorer.submit(job, "pixel")
 
@@ -305,8 +305,8 @@ class QtScoreView(QWidget):
             self.timer.start()
 
     def _show_pixel(self, value) -> None:
-        conditional, values = value
-        if conditional.probs.shape[0] != self.loaded.model.num_values:
+        conditional, name = value
+        if name != self.loaded.name:  # computed for a model replaced meanwhile
             return
         self.results.show_pixel(conditional, self.loaded, self.hover is not None)
         _, r, col = conditional.position
@@ -315,7 +315,8 @@ class QtScoreView(QWidget):
 
     def _show_compare(self, value) -> None:
         rows, values = value
-        self.table.show_rows(rows, self.loaded.name, values)
+        if tuple(values.shape) == tuple(self.canvas.values.shape):  # not an image of a model replaced meanwhile
+            self.table.show_rows(rows, self.loaded.name, values)
 
     def _store_reference(self, value) -> None:
         name, nats = value
