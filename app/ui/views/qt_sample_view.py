@@ -173,7 +173,7 @@ class QtSampleView(QWidget):
         worker = SamplingWorker(lambda: sample_steps(model, n, **kwargs), tuple(model.shape), c.rate, playing)
         worker.failed.connect(self._on_failed)
         worker.finished_run.connect(self._on_finished)
-        self.worker, self.frame, self._rate_probe = worker, None, None
+        self.worker, self.frame, self._rate_probe, self._rate = worker, None, None, float("nan")
         self.focus = min(self.focus, n - 1)
         self._show_blank()
         worker.start()
