@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import traceback
 from pathlib import Path
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from app.core.errors import ARExplorerError
@@ -97,6 +99,15 @@ def install_exception_hook(context: AppContext):
     return lambda: setattr(sys, "excepthook", previous)
 
 
+def _close_on_ctrl_c(window: QtMainWindow) -> None:
+    """Ctrl+C in the terminal closes the window (joining its threads) instead of being ignored while Qt waits:
+    a timer lets Python look at its signals a few times a second."""
+    signal.signal(signal.SIGINT, lambda *_: window.close())
+    timer = QTimer(window)
+    timer.timeout.connect(lambda: None)
+    timer.start(250)
+
+
 def launch(args: argparse.Namespace) -> int:
     """Open the app (or, with ``--screenshot``, save a PNG of it and exit)."""
     app = application()
@@ -110,6 +121,7 @@ def launch(args: argparse.Namespace) -> int:
         if args.view:
             window.show_view(args.view)
         window.show()
+        _close_on_ctrl_c(window)
         return int(app.exec())
     finally:
         restore()
