@@ -33,6 +33,7 @@ from __future__ import annotations
 import os
 import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 
 import numpy as np
@@ -113,7 +114,8 @@ class CachedProgram:
         self.known = torch.zeros(self.total, device=self.device, dtype=torch.bool)
         self.known_values = torch.zeros(batch, self.total, device=self.device, dtype=self.dtype)
         self.lock = threading.Lock()
-        self.graphs: dict[tuple, torch.cuda.CUDAGraph] = {}
+        # Captured CUDA graphs by (engine, temperature, completion), the most recently used last.
+        self.graphs: OrderedDict[tuple, torch.cuda.CUDAGraph] = OrderedDict()
 
     @property
     def model(self) -> ARModel:
@@ -471,17 +473,24 @@ def supports_cached(model: ARModel) -> bool:
 
 # -- engines: how the per-row update is run ----------------------------------------------------------------------
 
-_SHARED: weakref.WeakKeyDictionary[ARModel, dict[tuple, CachedProgram]] = weakref.WeakKeyDictionary()
+_SHARED: weakref.WeakKeyDictionary[ARModel, OrderedDict[tuple, CachedProgram]] = weakref.WeakKeyDictionary()
 _SHARED_LOCK = threading.Lock()
+#: How many programs (batch sizes) a model keeps, and captured graphs (temperatures) a program keeps: each
+#: holds device memory, and a temperature slider or a changing batch size must not pile them up.
+KEEP_PROGRAMS = 4
+KEEP_GRAPHS = 4
 
 
 def shared_program(model: ARModel, batch: int) -> CachedProgram:
     """The program kept with ``model`` for ``batch`` images (CUDA graphs are captured once, then replayed)."""
     key = (batch, str(model.device), model._dtype())
     with _SHARED_LOCK:
-        programs = _SHARED.setdefault(model, {})
+        programs = _SHARED.setdefault(model, OrderedDict())
         if key not in programs:
             programs[key] = build_program(model, batch)
+            while len(programs) > KEEP_PROGRAMS:
+                programs.popitem(last=False)
+        programs.move_to_end(key)
         return programs[key]
 
 
@@ -493,7 +502,9 @@ def _row_function(program: CachedProgram, engine: str, temperature: float, with_
         engine = "graph"  # what the fused step does not cover
     key = (engine, temperature, with_known)
     graph = program.graphs.get(key)
-    if graph is None:
+    if graph is not None:
+        program.graphs.move_to_end(key)
+    else:
         if engine == "compile":
             row = _compiled_row(program, temperature, with_known)
         elif engine == "triton":
@@ -504,6 +515,8 @@ def _row_function(program: CachedProgram, engine: str, temperature: float, with_
             row = lambda: program.run_row(temperature, with_known)  # noqa: E731
         graph = _capture(program, row)
         program.graphs[key] = graph
+        while len(program.graphs) > KEEP_GRAPHS:
+            program.graphs.popitem(last=False)
     return graph.replay
 
 
