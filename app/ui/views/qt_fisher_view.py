@@ -251,6 +251,10 @@ class QtFisherView(QWidget):
         self.timer.start()
 
     def _show_progress(self) -> None:
+        if not self.builder.running:
+            # The run has ended: its result (done or stopped) is reported by _on_built, never overwritten here.
+            self.timer.stop()
+            return
         event = self.builder.latest
         if event is not None:
             self.progress.setRange(0, max(event.total, 1))
@@ -261,6 +265,7 @@ class QtFisherView(QWidget):
             self.timer.stop()
 
     def _on_built(self, result: JobResult) -> None:
+        self.timer.stop()
         self._set_making(False)
         event = result.value
         if event is None or event.stage != "done":
@@ -333,7 +338,8 @@ class QtFisherView(QWidget):
         if loaded is None:
             return False
         if space is None:
-            self.status.setText("There is no Fisher space for this checkpoint yet: make it first.")
+            if not self.status.text().startswith("stopped"):  # keep the outcome of a stopped making visible
+                self.status.setText("There is no Fisher space for this checkpoint yet: make it first.")
             return False
         a, b = self.slot_a.canvas.values.copy(), self.slot_b.canvas.values.copy()
         steps, model = self.steps.value(), loaded.model
