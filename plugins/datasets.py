@@ -27,7 +27,7 @@ _MNIST_URLS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/{}.gz",
     "https://storage.googleapis.com/cvdf-datasets/mnist/{}.gz",
 )
-# SHA-256 of the decompressed files; they match the official MD5 / SHA-1 of ../shared/data/mnist/PROVENANCE.md.
+# SHA-256 of the decompressed files, which match the official MD5 (IDX) and SHA-1 (.amat) of the originals.
 BINARIZED_FILES = (
     RemoteFile("binarized_mnist_train.amat", (_BINARIZED_URL.format("train"),),
                "ad693b29f94c14277b095f5238ddefbbdaaae0939789dd2f4f0205278cee3e4d", 78400000),
