@@ -58,6 +58,11 @@ def test_train_sample_score_eval(trained, tmp_path, tiny_binarized, capsys):
     stats = json.loads(capsys.readouterr().out)
     assert abs(stats["nll_nats"] - np.mean([s["nll_nats"] for s in scored])) < 1e-3
     assert stats["dataset"] == "binarized-mnist" and "Larochelle" in stats["binarization"]
+    recorded = json.loads(trained.with_suffix(".json").read_text())["test_nll_nats"]
+    assert main(["eval", "--checkpoint", str(trained), "--subset", "5", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["num_images"] == 5 and stats["images"] == "a seeded random subset of"
+    assert json.loads(trained.with_suffix(".json").read_text())["test_nll_nats"] == recorded  # not recorded
 
 
 def test_resume_from_cli(trained, capsys):

@@ -390,14 +390,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     session = _session(args)
     loaded = session.load(args.checkpoint)
     ordering = session.ordering(args.ordering, loaded.model, args.seed)
-    stats = session.evaluate(loaded, args.dataset, args.split, args.limit, ordering, record=not args.no_record)
+    stats = session.evaluate(loaded, args.dataset, args.split, args.limit, ordering, record=not args.no_record,
+                             subset=args.subset)
     stats["checkpoint"] = loaded.name
     if args.json:
         _print_json(stats)
     else:
         print(f"{loaded.name} on {stats['dataset']} {stats['split']} [{stats['binarization']}], ordering "
               f"{stats['ordering']}: {stats['nll_nats']:.2f} ± {stats['nll_nats_stderr']:.2f} nats/image, "
-              f"{stats['bits_per_dim']:.4f} ± {stats['bits_per_dim_stderr']:.4f} bits/dim ({stats['num_images']} images)")
+              f"{stats['bits_per_dim']:.4f} ± {stats['bits_per_dim_stderr']:.4f} bits/dim ({stats['images']} "
+              f"{stats['num_images']} images)")
     return 0
 
 
@@ -479,7 +481,8 @@ def register(sub: argparse._SubParsersAction, add_common) -> None:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--dataset", default=None, help="default: the checkpoint's own dataset")
     p.add_argument("--split", default="test")
-    p.add_argument("--limit", type=int, default=0)
+    p.add_argument("--limit", type=int, default=0, help="the first N images of the split")
+    p.add_argument("--subset", type=int, default=0, help="a seeded random sample of N images of the split")
     p.add_argument("--ordering", default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")

@@ -156,8 +156,13 @@ class Session:
         limit: int = 0,
         ordering: Ordering | None = None,
         record: bool = True,
+        subset: int = 0,
     ) -> dict:
-        """Mean NLL with its standard error; on the checkpoint's own test set, record it in its JSON."""
+        """Mean NLL with its standard error; on the checkpoint's own full test set, record it in its JSON.
+
+        ``limit`` takes the first images of the split; ``subset`` a seeded random sample of that many (the
+        binarized MNIST test set is sorted by digit, so its first images are all zeros).
+        """
         spec = self.dataset(dataset) if dataset else loaded.dataset
         if spec is None:
             raise DataError(f"{loaded.name} does not name a known dataset; give one with --dataset")
@@ -168,6 +173,11 @@ class Session:
                 f"{tuple(model.shape)} with {model.num_values}"
             )
         data = self.split(spec, split, limit)
+        selection = "the first" if limit and limit < len(self.split(spec, split)) else "all"
+        if subset and subset < len(data):
+            pick = np.sort(np.random.default_rng(0).choice(len(data), subset, replace=False))
+            data = DataSplit(data.images[pick], None if data.labels is None else data.labels[pick])
+            selection = "a seeded random subset of"
         cond = None
         if model.config.condition is not None:
             x = torch.as_tensor(data.images, dtype=torch.float32)
@@ -177,9 +187,9 @@ class Session:
 
         result = score(model, data.images, cond, ordering)
         stats = _stats(result.nll_nats, int(np.prod(model.shape)))
-        stats.update({"dataset": spec.name, "binarization": spec.binarization, "split": split,
+        stats.update({"dataset": spec.name, "binarization": spec.binarization, "split": split, "images": selection,
                       "ordering": ordering.name if ordering is not None else model.ordering.name})
-        if record and split == "test" and not limit and spec.name == loaded.info.meta.get("dataset") and ordering is None:
+        if record and split == "test" and not limit and not subset and spec.name == loaded.info.meta.get("dataset") and ordering is None:
             quantiles = np.quantile(result.nll_nats, np.linspace(0, 1, 101)).tolist()
             loaded.info = update_metadata(loaded.info, {
                 "test_nll_nats": stats["nll_nats"],
