@@ -153,6 +153,7 @@ def main() -> int:
         results = run_all(recipes, args)
         print(json.dumps(results), flush=True)
     rows = finalize([r["name"] for r in recipes], args)
+    Path(args.log_dir).mkdir(parents=True, exist_ok=True)
     Path(args.log_dir, "summary.json").write_text(json.dumps(rows, indent=2))
     return 0
 
