@@ -45,7 +45,7 @@ from app.core.errors import ModelError
 from app.core.likelihoods import apply_temperature
 from app.core.model import ARModel
 from app.core.orderings import Ordering
-from app.core.sampling import NaiveSampler, Sampler, draw
+from app.core.sampling import NaiveSampler, Sampler, draw, draw_dtype
 
 ENGINES = ("auto", "eager", "graph", "compile", "triton")
 ENGINE_VARIABLE = "AR_EXPLORER_CACHED_ENGINE"
@@ -110,7 +110,7 @@ class CachedProgram:
         if canvas is None:
             canvas = torch.zeros(batch, self.channels, self.height, self.width, device=self.device, dtype=self.dtype)
         self.canvas = canvas  # the program's own, or (stepping) the sampler's canvas itself
-        self.uniforms = torch.zeros(batch, self.total, device=self.device, dtype=torch.float64)
+        self.uniforms = torch.zeros(batch, self.total, device=self.device, dtype=draw_dtype(self.device))
         self.known = torch.zeros(self.total, device=self.device, dtype=torch.bool)
         self.known_values = torch.zeros(batch, self.total, device=self.device, dtype=self.dtype)
         self.lock = threading.Lock()
@@ -183,7 +183,7 @@ class CachedProgram:
         self.finite.logical_and_(torch.isfinite(probs).all())
         tempered = apply_temperature(probs, temperature)
         dim = ix["dim"]
-        values = draw(tempered.to(torch.float64), self.uniforms.index_select(1, dim))
+        values = draw(tempered.to(self.uniforms.dtype), self.uniforms.index_select(1, dim))
         if with_known:
             keep = self.known.index_select(0, dim)
             values = torch.where(keep, self.known_values.index_select(1, dim).long(), values)

@@ -46,6 +46,7 @@ def main() -> int:
         if masks > 1:
             ordering += f", {masks} masks"
         params = meta.get("num_parameters", 0)
+        title = title.replace("|", "\\|")  # a '|' inside a cell would split the Markdown table
         rows.append(
             f"| `{info.name}` | {title}{ordering} | `{info.dataset}` | {result} | {paper} | {params / 1e6:.2f} M | {trained_how(meta)} |"
         )

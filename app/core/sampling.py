@@ -110,9 +110,15 @@ def resolve_mode(model: ARModel, mode: str) -> str:
     return mode
 
 
+def draw_dtype(device: torch.device) -> torch.dtype:
+    """float64 for the inverse-CDF draw, except on Apple GPUs, which have no float64."""
+    return torch.float32 if torch.device(device).type == "mps" else torch.float64
+
+
 def _uniforms(n: int, num_dims: int, seed: int, device: torch.device) -> Tensor:
     generator = torch.Generator().manual_seed(int(seed))
-    return torch.rand(n, num_dims, generator=generator, dtype=torch.float64).to(device)
+    # Drawn in float64 on the CPU whatever the device, so that a seed means the same images everywhere.
+    return torch.rand(n, num_dims, generator=generator, dtype=torch.float64).to(device, draw_dtype(device))
 
 
 @dataclass
@@ -151,7 +157,7 @@ class SamplingRun:
         if not torch.isfinite(probs).all():
             raise ModelError(f"{self.model.spec.title} returned NaN or infinite probabilities at step {index}")
         tempered = apply_temperature(probs, self.temperature)
-        values = draw(tempered.to(torch.float64), self.uniforms[:, dims])
+        values = draw(tempered.to(self.uniforms.dtype), self.uniforms[:, dims])
         if self.known is not None:
             mask = self.known[dims]
             values = torch.where(mask.unsqueeze(0), self.known_values[:, dims].long(), values)
