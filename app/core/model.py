@@ -329,7 +329,8 @@ class ARModel(nn.Module):
         from app.core.sampling import NaiveSampler
 
         if mode not in ("naive", "auto") and mode not in self.spec.sampler_modes:
-            raise ModelError(f"{self._title()} has no {mode!r} sampler (it has: naive, {', '.join(self.spec.sampler_modes)})")
+            modes = ", ".join(("naive", *self.spec.sampler_modes))
+            raise ModelError(f"{self._title()} has no {mode!r} sampler (it has: {modes})")
         return NaiveSampler(self, x, cond, ordering)
 
     def _dtype(self) -> torch.dtype:

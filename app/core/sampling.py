@@ -131,6 +131,9 @@ class SamplingRun:
     temperature: float
     known: Tensor | None  # (D,) bool over flat dimensions
     known_values: Tensor | None  # (B, D)
+    check_each_step: bool = True  # False: check for NaN once at the end (no per-step host synchronisation)
+    _dims: list[Tensor] | None = None
+    _bad: Tensor | None = None
 
     @property
     def total(self) -> int:
@@ -142,7 +145,9 @@ class SamplingRun:
 
     def step(self, index: int) -> tuple[Tensor, Tensor, Tensor, bool]:
         """Run step ``index``: returns (probs, tempered probs, values, whether all of it was known)."""
-        dims = torch.as_tensor(self.sampler.plan[index], device=self.uniforms.device)
+        if self._dims is None:  # the plan's index tensors, on the device once rather than at every step
+            self._dims = [torch.as_tensor(p, device=self.uniforms.device) for p in self.sampler.plan]
+        dims = self._dims[index]
         if self.known is not None and bool(self.known[dims].all()):
             values = self.known_values[:, dims]
             k = self.model.num_values
@@ -154,8 +159,12 @@ class SamplingRun:
         if not isinstance(probs, Tensor) or tuple(probs.shape) != expected:
             got = tuple(probs.shape) if isinstance(probs, Tensor) else type(probs).__name__
             raise ModelError(f"{self.model.spec.title}'s sampler gave probabilities of shape {got} at step {index}, expected {expected}")
-        if not torch.isfinite(probs).all():
-            raise ModelError(f"{self.model.spec.title} returned NaN or infinite probabilities at step {index}")
+        if self.check_each_step:
+            if not torch.isfinite(probs).all():
+                raise ModelError(f"{self.model.spec.title} returned NaN or infinite probabilities at step {index}")
+        else:
+            bad = ~torch.isfinite(probs).all()
+            self._bad = bad if self._bad is None else self._bad | bad
         tempered = apply_temperature(probs, self.temperature)
         values = draw(tempered.to(self.uniforms.dtype), self.uniforms[:, dims])
         if self.known is not None:
@@ -268,6 +277,9 @@ def sample(model: ARModel, n: int = 16, **kwargs) -> Tensor:
             if not (torch.isfinite(canvas).all() and canvas.min() >= 0 and canvas.max() <= model.num_values - 1):
                 raise ModelError(f"{model.spec.title}'s sampler drew values outside 0..{model.num_values - 1}")
         else:
+            run.check_each_step = False
             for index in range(run.total):
                 run.step(index)
+            if run._bad is not None and bool(run._bad):
+                raise ModelError(f"{model.spec.title} returned NaN or infinite probabilities while sampling")
     return run.canvas.round().long()
