@@ -62,6 +62,17 @@ def test_stopping_the_making_writes_nothing(make_window, fisher_setup, wait_for)
     assert view.space is None
 
 
+def test_a_late_space_lookup_does_not_free_the_buttons_of_a_making(make_window, fisher_setup, wait_for):
+    view = fisher_view(make_window("tiny-gated"))
+    view.images.setValue(200)
+    view.make_space()
+    view._on_failed("space", "no Fisher space for tiny-gated", "")  # the lookup answering while the making runs
+    assert not view.make_button.isEnabled() and view.stop_button.isEnabled()
+    view.builder.cancel()
+    wait_for(lambda: view.make_button.isEnabled())
+    assert view.status.text().startswith("stopped")
+
+
 def test_an_existing_space_is_used_at_once_and_images_arrive_from_other_views(make_window, fisher_setup, wait_for):
     from app.core.fisher import DecoderTraining, FisherSettings, build_space_steps, space_path, weights_sha256
     from app.core.session import Session

@@ -106,6 +106,7 @@ class QtFisherView(QWidget):
         self.jobs = JobWorker()
         self.builder_worker = JobWorker()
         self.builder = ProgressTask(self.builder_worker, "build")
+        self._making = False
         self.timer = QTimer(self)
         self.timer.setInterval(REPAINT_MS)
         self.timer.timeout.connect(self._show_progress)
@@ -202,13 +203,14 @@ class QtFisherView(QWidget):
             slot.buttons["test"].setToolTip("A random test image" if has_test else "synthetic digits (no test data here)")
         if model.config.condition is not None:
             self.space_label.setText(f"{model.spec.title} here is conditional; Fisher scores use unconditional models.")
-            self._set_making(False, available=False)
+            self._set_making(self._making, available=False)
             return
         self.space_label.setText("looking for this checkpoint's Fisher space…")
         weights = loaded.info.weights
         self.jobs.submit(lambda: (loaded.name, load_space_for(weights, _user_dir())), "space")
 
     def _set_making(self, running: bool, available: bool = True) -> None:
+        self._making = running  # owned by the GUI thread: the builder's own flag drops before _on_built runs
         self.make_button.setEnabled(available and not running)
         self.stop_button.setEnabled(running)
         self.images.setEnabled(available and not running)
@@ -371,7 +373,7 @@ class QtFisherView(QWidget):
                 self.space = space
                 self.space_label.setText(self._describe_space(space))
                 self.make_button.setText("Make it again")
-                self._set_making(False)
+                self._set_making(self._making)  # a making in progress keeps its buttons
                 if self.slot_a.empty and self.slot_b.empty:
                     self.load_test_image(self.slot_a, 0)
                     self.load_test_image(self.slot_b, 1)
@@ -390,7 +392,7 @@ class QtFisherView(QWidget):
         if tag == "space":
             self.space = None
             self.space_label.setText(f"{message}. Or make it here:")
-            self._set_making(False)
+            self._set_making(self._making)
             return
         if tag == "build":
             self._set_making(False)
