@@ -99,12 +99,16 @@ def test_the_ordering_changes_the_conditionals_of_the_any_order_model():
 # the command line honours an ordering file exactly -----------------------------------------------------------------
 
 
-@pytest.fixture
-def any_order_checkpoint(tmp_path, monkeypatch):
+@pytest.fixture(params=["any-order-attention", "order-agnostic-nade"])
+def any_order_checkpoint(request, tmp_path, monkeypatch):
+    """A tiny checkpoint of each built-in model that takes any ordering at run time."""
+    from app.core.registry import Registry
+
     folder = tmp_path / "checkpoints"
     folder.mkdir()
     monkeypatch.setenv("AR_EXPLORER_CHECKPOINTS", str(folder))
-    save_checkpoint(_model(ANY_ORDER_ATTENTION), folder / "tiny-any-order", {"dataset": "none"})
+    spec = ANY_ORDER_ATTENTION if request.param == "any-order-attention" else Registry().model(request.param)
+    save_checkpoint(_model(spec), folder / "tiny-any-order", {"dataset": "none"})
     return "tiny-any-order"
 
 
