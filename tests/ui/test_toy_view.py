@@ -97,3 +97,20 @@ def test_density_helper_and_nll_text():
     model = spec.create(spec.make_config((1, 1, 1), 5))
     np.testing.assert_allclose(model_density(model), np.full(5, 0.2), rtol=1e-6)
     assert nll_text(math.inf, 1).startswith("∞") and nll_text(math.log(2) * 3, 1) == "2.08 nats (3.00 bits/dim)"
+
+
+def test_a_demo_checkpoint_opens_its_demo_with_its_own_density(make_window, checkpoint_dir, wait_for):
+    from app.core.checkpoints import save_checkpoint
+    from app.core.registry import Registry
+    from plugins.toy_demo import build_model, load_demo_data
+
+    registry = Registry()
+    data = load_demo_data(registry.dataset("toy-2d"))
+    model = build_model(registry.model("ar2d"), data, seed=3)
+    save_checkpoint(model, checkpoint_dir / "my-ar2d", {"dataset": "toy-2d"})
+    window = make_window(checkpoint="my-ar2d")
+    view = window.show_view("toy")
+    assert view.demo.name == "ar2d" and view.data.num_dims == 2
+    assert view.frame is not None and view.frame.fitted_by == "the checkpoint my-ar2d"
+    np.testing.assert_allclose(view.frame.density, model_density(model), rtol=1e-5, atol=1e-9)
+    assert "the checkpoint my-ar2d" in view.status.text() and "toy-2d" in view.status.text()

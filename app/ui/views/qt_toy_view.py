@@ -32,7 +32,17 @@ from app.ui import theme
 from app.ui.context import AppContext
 from app.ui.views.qt_toy_plots import QtDensityImages, QtDensityPlot1D, QtNllCurves
 from app.ui.workers import JobResult, JobWorker
-from plugins.toy_demo import DEMOS, Demo, DemoData, DemoFrame, build_model, count_frame, load_demo_data, train_frames
+from plugins.toy_demo import (
+    DEMOS,
+    Demo,
+    DemoData,
+    DemoFrame,
+    build_model,
+    count_frame,
+    frame,
+    load_demo_data,
+    train_frames,
+)
 
 REPAINT_MS = 33  # 30 Hz
 FRAME_EVERY = 5  # training steps between frames
@@ -66,6 +76,24 @@ class QtToyView(QWidget):
         self.timer.timeout.connect(self._repaint)
         self.set_scale(context.scale)
         self.choose(DEMOS[0].name)
+        context.model_changed.connect(self._on_model_changed)
+        self._on_model_changed(context.loaded)
+
+    def _on_model_changed(self, loaded) -> None:
+        """A checkpoint of one of the demos' models opens that demo with the checkpoint's own fit on screen."""
+        if loaded is None or self.running() or loaded.dataset is None:
+            return
+        model_name = getattr(loaded.model.spec, "name", None)
+        match = next((d for d in DEMOS if d.model == model_name and d.dataset == loaded.dataset.name), None)
+        if match is None or not self.choose(match.name):
+            return
+        try:
+            shipped = frame(loaded.model, self.data, 0, 0, 0.0, True, fitted_by=f"the checkpoint {loaded.name}")
+        except Exception as exc:  # noqa: BLE001 - a plugin's model may fail to evaluate; the demo stays usable
+            self.context.report(exc, f"cannot draw the density of {loaded.name}")
+            return
+        self.frames.append(shipped)
+        self._repaint()
 
     # -- building ------------------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -242,7 +270,10 @@ class QtToyView(QWidget):
         self.worker.stop_and_wait()
 
     def default_action(self) -> None:
-        """What ``--screenshot --view toy`` shows: the 1-D mixture training."""
+        """What ``--screenshot --view toy`` shows: the checkpoint's own fit when one of the demos' checkpoints is
+        open, else the demo training live."""
+        if self.frame is not None and self.frame.fitted_by.startswith("the checkpoint"):
+            return
         self.train()
 
     def _on_done(self, _result: JobResult) -> None:
@@ -276,6 +307,8 @@ class QtToyView(QWidget):
         name = data.dataset.name
         if frame.fitted_by.startswith("counting"):
             head = f"fitted by {frame.fitted_by}"
+        elif frame.fitted_by.startswith("the checkpoint"):
+            head = f"{frame.fitted_by}; press Train to watch a fresh model learn"
         else:
             head = f"{'done' if frame.done else 'training'}: step {frame.step} of {frame.total_steps}, {frame.elapsed_s:.1f} s"
         parts = [head, f"test NLL on {name} (test split): {nll_text(frame.test_nll, dims)}"]
