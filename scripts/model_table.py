@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+SCREENSHOTS = ROOT / "assets" / "screenshots" / "models"  # made by scripts/make_screenshots.py
 sys.path.insert(0, str(ROOT))
 
 from app.core.checkpoints import list_checkpoints  # noqa: E402
@@ -47,11 +48,13 @@ def main() -> int:
             ordering += f", {masks} masks"
         params = meta.get("num_parameters", 0)
         title = title.replace("|", "\\|")  # a '|' inside a cell would split the Markdown table
+        shot = SCREENSHOTS / f"{info.name}.png"
+        seen = f"[screenshot]({shot.relative_to(ROOT).as_posix()})" if shot.is_file() else ""
         rows.append(
-            f"| `{info.name}` | {title}{ordering} | `{info.dataset}` | {result} | {paper} | {params / 1e6:.2f} M | {trained_how(meta)} |"
+            f"| `{info.name}` | {title}{ordering} | `{info.dataset}` | {result} | {paper} | {params / 1e6:.2f} M | {trained_how(meta)} | {seen} |"
         )
-    print("| checkpoint | model | dataset | test NLL, nats/image (bits/dim) | paper | parameters | trained |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| checkpoint | model | dataset | test NLL, nats/image (bits/dim) | paper | parameters | trained | in the app |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     print("\n".join(rows))
     return 0
 

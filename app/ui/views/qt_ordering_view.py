@@ -71,6 +71,7 @@ class QtOrderingView(QWidget):
         self.jobs = JobWorker()
         self.trainer_worker = JobWorker()
         self.training = ProgressTask(self.trainer_worker, "train")
+        self._training = False
         self.measured: list[OrderingRow] = []
         self.score_text = ""
         self._build()
@@ -290,7 +291,7 @@ class QtOrderingView(QWidget):
         colour = theme.TEXT if check.ok else theme.ERROR
         self.validation.setText(f"<span style='color:{colour}'>{check.message}</span>")
         ordering = self.editor.usable()
-        self.train_button.setEnabled(ordering is not None and not self.training.running)
+        self.train_button.setEnabled(ordering is not None and not self._training)
         if ordering is not None and self.takes_any:
             self.sample()
             self._score(ordering)
@@ -413,7 +414,7 @@ class QtOrderingView(QWidget):
     # -- training (build-time models) ----------------------------------------------------------------------
     def train(self) -> None:
         loaded, ordering = self.loaded, self.editor.usable()
-        if loaded is None or ordering is None or self.training.running:
+        if loaded is None or ordering is None or self._training or self.training.running:
             return
         from plugins.checkpoints import user_checkpoint_dir
 
@@ -425,6 +426,7 @@ class QtOrderingView(QWidget):
                                  f"{minutes:g} min -> {out.name}")
         self.training.start(
             lambda stop: train_with_ordering(session, loaded, ordering, out, minutes, stop, epochs=epochs))
+        self._training = True  # until its result is handled here (the task's own flag drops a moment earlier)
         self.train_button.setEnabled(False)
         self.timer.start()
 
@@ -444,6 +446,7 @@ class QtOrderingView(QWidget):
 
     def _on_training_done(self, result: JobResult) -> None:
         event = result.value
+        self._training = False
         self.train_button.setEnabled(self.editor.usable() is not None)
         self._show_training(event)
         if event is not None and event.kind in ("done", "stopped"):
@@ -464,7 +467,8 @@ class QtOrderingView(QWidget):
     def _on_failed(self, tag: str, message: str, details: str) -> None:
         self.context.notify(f"{tag}: {message}", "error", details, source="orderings")
         if tag == "train":
-            self.train_button.setEnabled(True)
+            self._training = False
+            self.train_button.setEnabled(self.editor.usable() is not None)
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def _stop_sampler(self) -> None:
