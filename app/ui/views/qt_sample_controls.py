@@ -138,8 +138,8 @@ class QtSampleControls(QWidget):
         self.overlay.toggled.connect(self.overlay_toggled.emit)
         form.addRow(self.overlay)
         self.ordering_label = QLabel()
-        self.ordering_label.setWordWrap(True)
-        form.addRow("Ordering", self.ordering_label)
+        self.ordering_label.setWordWrap(True)  # a row of its own: long names such as top-bottom-to-middle fit
+        form.addRow(self.ordering_label)
         self._on_temperature(self.temperature.value())
         return box
 
@@ -163,7 +163,7 @@ class QtSampleControls(QWidget):
             ordering = model.resolve_ordering(None)
             kind = {"fixed": "fixed by the architecture", "build": "chosen when the model was built",
                     "any": "any, chosen at run time"}.get(model.capability, model.capability)
-            self.ordering_label.setText(f"{ordering.name} ({kind})")
+            self.ordering_label.setText(f"Ordering: {ordering.name}\n({kind})")
         for widget in (self.play_button, self.step_button, self.row_button, self.end_button, self.stop_button):
             widget.setEnabled(model is not None)
 
