@@ -113,6 +113,25 @@ def test_activation_features_pool_every_layer_and_leave_no_hooks():
     assert all(not m._forward_hooks for m in model.modules())
 
 
+def test_activation_features_ignore_another_thread_running_the_same_model(monkeypatch):
+    import threading
+
+    model = _model(GATED)
+    images = _images(3)
+    alone = activation_features(model, images)
+    forward = model.log_prob
+
+    def with_a_sampler_meanwhile(x, *args, **kwargs):
+        # what a view sampling on its own thread does while the Fisher space is made: the hooks see it too
+        other = threading.Thread(target=lambda: forward(torch.zeros(5, 1, 6, 6)))
+        other.start()
+        other.join()
+        return forward(x, *args, **kwargs)
+
+    monkeypatch.setattr(model, "log_prob", with_a_sampler_meanwhile)
+    torch.testing.assert_close(activation_features(model, images), alone)
+
+
 def test_conditional_models_are_refused():
     from app.core.model import ConditionSpec, ModelConfig
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -203,8 +204,11 @@ def activation_features(model: ARModel, images: np.ndarray | Tensor) -> Tensor:
     _check_model(model)
     x = _as_batch(model, images)
     outputs: list[Tensor] = []
+    owner = threading.get_ident()
 
     def keep(_module: nn.Module, _inputs: Any, output: Any) -> None:
+        if threading.get_ident() != owner:  # another thread (a view sampling) runs the same model meanwhile
+            return
         for item in output if isinstance(output, (tuple, list)) else (output,):
             if isinstance(item, Tensor) and item.is_floating_point() and item.dim() >= 2:
                 outputs.append(_pool(item.detach().float()).reshape(item.shape[0], -1))
