@@ -124,3 +124,23 @@ def test_closing_the_window_mid_run_joins_the_worker(make_window, tiny_checkpoin
     window.close()
     assert not worker.isRunning()
     assert running_workers() == []
+
+
+def test_leaving_a_settings_box_keeps_the_finished_images(make_window, tiny_checkpoints, wait_for):
+    window = make_window("small-pixelcnn")
+    view = sample_view(window, count=3, speed=SPEED_STEPS + 1)
+    view.run_to_end()
+    wait_for(lambda: view.frame is not None and view.frame.step.done and not view.worker.isRunning())
+    finished = view.grid.image.copy()
+    status = view.status.text()
+    view.controls.count.editingFinished.emit()  # focus leaves the box, value unchanged: nothing happens
+    view.controls.seed.editingFinished.emit()
+    np.testing.assert_array_equal(view.grid.image, finished)
+    assert view.status.text() == status
+    view.controls.seed.setValue(view.controls.seed.value() + 1)
+    view.controls.seed.editingFinished.emit()  # a new seed: said, and the finished images stay
+    assert "next run" in view.status.text()
+    np.testing.assert_array_equal(view.grid.image, finished)
+    view.controls.count.setValue(4)
+    view.controls.count.editingFinished.emit()  # a new image count: the grid is redrawn blank for it
+    assert view.layout_grid.count == 4 and not (view.grid.image == 255).all(-1).any()

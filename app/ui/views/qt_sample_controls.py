@@ -52,6 +52,8 @@ class QtSampleControls(QWidget):
         layout.addWidget(self._playback_box())
         layout.addWidget(self._settings_box())
         layout.addStretch(1)
+        self._last_values: dict = {}
+        self.mark_settled()
 
     # -- building ------------------------------------------------------------------------------------------
     def _button(self, text: str, icon: QStyle.StandardPixmap, tip: str, signal: Signal) -> QPushButton:
@@ -110,7 +112,7 @@ class QtSampleControls(QWidget):
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
         self.seed.setToolTip("The same seed, model and settings give the same images on any device")
-        self.seed.editingFinished.connect(self.settings_changed.emit)
+        self.seed.editingFinished.connect(lambda: self._edited(self.seed))
         self.new_seed_button = QPushButton("New seed")
         self.new_seed_button.setToolTip("A random seed (N)")
         self.new_seed_button.clicked.connect(self.new_seed)
@@ -122,7 +124,7 @@ class QtSampleControls(QWidget):
         self.count.setRange(1, 64)
         self.count.setValue(16)
         self.count.setToolTip("How many images are drawn at once (one network call per step draws all)")
-        self.count.editingFinished.connect(self.settings_changed.emit)
+        self.count.editingFinished.connect(lambda: self._edited(self.count))
         form.addRow("Images", self.count)
         self.mode = QComboBox()
         self.mode.setToolTip("naive re-runs the network at every step; cached reuses activations (same result)")
@@ -171,6 +173,16 @@ class QtSampleControls(QWidget):
         icon = QStyle.StandardPixmap.SP_MediaPause if playing else QStyle.StandardPixmap.SP_MediaPlay
         self.play_button.setIcon(self.style().standardIcon(icon))
         self.play_button.setText("Pause" if playing else "Play")
+
+    def mark_settled(self) -> None:
+        """The seed and count in use now (a run started with them): leaving their boxes unchanged is no news."""
+        self._last_values = {self.seed: self.seed.value(), self.count: self.count.value()}
+
+    def _edited(self, spin) -> None:
+        """A spin box's edit ended (Enter, or focus leaving it): a new setting only if its value changed."""
+        if self._last_values.get(spin) != spin.value():
+            self._last_values[spin] = spin.value()
+            self.settings_changed.emit()
 
     def new_seed(self) -> None:
         self.seed.setValue(random.randrange(0, 100000))

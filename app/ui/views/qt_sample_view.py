@@ -22,6 +22,7 @@ from app.ui.formatting import position_text, rate_text
 from app.ui.qt_distribution_plot import QtDistributionPlot
 from app.ui.qt_pixel_view import QtPixelView
 from app.ui.rendering import GridLayout, grid_layout, tile_rgb
+from app.ui.views.playback import PlaybackMixin
 from app.ui.views.qt_sample_controls import QtSampleControls
 from app.ui.workers import Frame, SamplingWorker
 
@@ -30,7 +31,7 @@ FAST_REPAINT_MS = 66  # 15 Hz when running flat out: painting less leaves the CP
 MAX_MARKERS = 256
 
 
-class QtSampleView(QWidget):
+class QtSampleView(PlaybackMixin, QWidget):
     """The Sample tab. ``worker`` is the running :class:`SamplingWorker` (None before the first run)."""
 
     def __init__(self, context: AppContext, parent=None) -> None:
@@ -153,10 +154,6 @@ class QtSampleView(QWidget):
         return self.loaded.model.resolve_ordering(None).rank
 
     # -- runs ----------------------------------------------------------------------------------------------
-    def active(self) -> bool:
-        """A run has started and is neither finished nor stopped."""
-        return self.worker is not None and self.worker.isRunning() and not self.worker.completed
-
     def _start(self, playing: bool) -> SamplingWorker | None:
         loaded = self.loaded
         if loaded is None:
@@ -177,6 +174,7 @@ class QtSampleView(QWidget):
         self.focus = min(self.focus, n - 1)
         self._show_blank()
         worker.start()
+        self.controls.mark_settled()
         self._pace_repaints(math.isinf(c.rate))
         self.timer.start()
         self.controls.set_playing(playing)
@@ -193,23 +191,6 @@ class QtSampleView(QWidget):
         examples = example_images(self.context.session, loaded, n, self.controls.seed_value)
         return self.context.session.condition(loaded.model, n, image=examples.images)
 
-    def play_pause(self) -> None:
-        if not self.active():
-            self._start(playing=True)
-        elif self.worker.playing:
-            self.worker.pause()
-            self.controls.set_playing(False)
-        else:
-            self.worker.set_rate(self.controls.rate)
-            self.worker.play()
-            self.controls.set_playing(True)
-
-    def step(self, count: int = 1) -> None:
-        worker = self.worker if self.active() else self._start(playing=False)
-        if worker is not None:
-            worker.step(count)
-            self.controls.set_playing(False)
-
     def step_row(self) -> None:
         """Step to the end of the current row (in raster order; a row's worth of pixels in other orderings)."""
         if self.loaded is None:
@@ -221,13 +202,6 @@ class QtSampleView(QWidget):
             done = (latest.step.index + 1 if latest is not None else 0) + self.worker.pending_steps()
         self.step(w * c - done % (w * c))
 
-    def run_to_end(self) -> None:
-        worker = self.worker if self.active() else self._start(playing=True)
-        if worker is not None:
-            worker.run_to_end()
-            self._pace_repaints(True)
-            self.controls.set_playing(True)
-
     def stop(self) -> None:
         """Stop between two steps and join the thread; the images stay on screen."""
         worker = self.worker
@@ -238,9 +212,6 @@ class QtSampleView(QWidget):
                 self.status.setText(self.status.text() + "  ·  stopped")
         self.timer.stop()
         self.controls.set_playing(False)
-
-    def shutdown(self) -> None:
-        self.stop()
 
     def default_action(self) -> None:
         """What ``--screenshot --view sample`` shows: a run in progress."""
@@ -259,27 +230,11 @@ class QtSampleView(QWidget):
             self._start(playing=True)  # the same seed with new settings: compare them directly
         elif self.loaded is not None:
             self.status.setText("New settings apply to the next run (Play).")
-            if not self.active():
-                self._show_blank()
-
-    def _on_failed(self, message: str, details: str) -> None:
-        self.context.notify(message, "error", details, source=self.loaded.name if self.loaded else "")
-        self.controls.set_playing(False)
-
-    def _on_finished(self, _serial: int) -> None:
-        if self.worker is None or not self.worker.completed:
-            return
-        self._repaint()
-        self.controls.set_playing(False)
-        self.timer.stop()
+            on_screen = self.frame.step.image.shape[0] if self.frame is not None else None
+            if not self.active() and on_screen != self.controls.count_value:
+                self._show_blank()  # a new grid size; finished images of the same count stay on screen
 
     # -- painting ------------------------------------------------------------------------------------------
-    def _repaint(self) -> None:
-        worker = self.worker
-        frame = worker.latest if worker is not None else None
-        if frame is not None and (self.frame is None or frame.serial != self.frame.serial):
-            self._render(frame)
-
     def _render(self, frame: Frame | None, force: bool = False) -> None:
         if self.loaded is None:
             return

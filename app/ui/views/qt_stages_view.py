@@ -23,6 +23,7 @@ from app.ui import theme
 from app.ui.context import AppContext
 from app.ui.qt_pixel_view import QtPixelView
 from app.ui.rendering import grid_layout, tile_rgb
+from app.ui.views.playback import PlaybackMixin
 from app.ui.views.qt_sample_controls import QtSampleControls
 from app.ui.views.qt_stage_condition import QtStageCondition
 from app.ui.workers import Frame, SamplingWorker
@@ -61,7 +62,7 @@ class QtStagePanel(QWidget):
         self.detail.setStyleSheet(theme.muted_css(scale, 0.9))
 
 
-class QtStagesView(QWidget):
+class QtStagesView(PlaybackMixin, QWidget):
     """The Stages tab. ``staged`` describes the current model's stages (None when it cannot be sampled)."""
 
     def __init__(self, context: AppContext, parent=None) -> None:
@@ -212,9 +213,6 @@ class QtStagesView(QWidget):
             panel.set_current(k == current, self.context.scale)
 
     # -- runs ----------------------------------------------------------------------------------------------
-    def active(self) -> bool:
-        return self.worker is not None and self.worker.isRunning() and not self.worker.completed
-
     def _start(self, playing: bool) -> SamplingWorker | None:
         loaded, staged = self.loaded, self.staged
         if loaded is None or staged is None:
@@ -234,6 +232,7 @@ class QtStagesView(QWidget):
         self.worker, self.frame = worker, None
         self._show_blank()
         worker.start()
+        self.controls.mark_settled()
         self.timer.start()
         c.set_playing(playing)
         return worker
@@ -250,23 +249,6 @@ class QtStagesView(QWidget):
             raise ValueError("no condition image")
         return session.condition(loaded.model, n, image=low[0].numpy())
 
-    def play_pause(self) -> None:
-        if not self.active():
-            self._start(playing=True)
-        elif self.worker.playing:
-            self.worker.pause()
-            self.controls.set_playing(False)
-        else:
-            self.worker.set_rate(self.controls.rate)
-            self.worker.play()
-            self.controls.set_playing(True)
-
-    def step(self, count: int = 1) -> None:
-        worker = self.worker if self.active() else self._start(playing=False)
-        if worker is not None:
-            worker.step(count)
-            self.controls.set_playing(False)
-
     def step_stage(self) -> None:
         """Step to the last network call of the current stage (or of the next, at a stage's end)."""
         if self.staged is None:
@@ -279,12 +261,6 @@ class QtStagesView(QWidget):
         if ends:
             self.step(ends[0] - done + 1)
 
-    def run_to_end(self) -> None:
-        worker = self.worker if self.active() else self._start(playing=True)
-        if worker is not None:
-            worker.run_to_end()
-            self.controls.set_playing(True)
-
     def stop(self) -> None:
         worker = self.worker
         if worker is not None and worker.isRunning():
@@ -293,9 +269,6 @@ class QtStagesView(QWidget):
         self.timer.stop()
         self.controls.set_playing(False)
 
-    def shutdown(self) -> None:
-        self.stop()
-
     def default_action(self) -> None:
         self.run_to_end()
 
@@ -303,25 +276,11 @@ class QtStagesView(QWidget):
         if self.active() and self.worker.playing:
             self._start(playing=True)
         elif self.loaded is not None and not self.active():
-            self._show_blank()
-
-    def _on_failed(self, message: str, details: str) -> None:
-        self.context.notify(message, "error", details, source=self.loaded.name if self.loaded else "")
-        self.controls.set_playing(False)
-
-    def _on_finished(self, _serial: int) -> None:
-        if self.worker is None or not self.worker.completed:
-            return
-        self._repaint()
-        self.controls.set_playing(False)
-        self.timer.stop()
+            shown = self.frame.step.step.image.shape[0] if self.frame is not None else None
+            if shown != self.controls.count_value:
+                self._show_blank()  # a new grid size; finished images of the same count stay on screen
 
     # -- painting ------------------------------------------------------------------------------------------
-    def _repaint(self) -> None:
-        frame = self.worker.latest if self.worker is not None else None
-        if frame is not None and (self.frame is None or frame.serial != self.frame.serial):
-            self._render(frame)
-
     def _render(self, frame: Frame) -> None:
         self.frame = frame
         staged: StagedFrame = frame.step
