@@ -135,6 +135,9 @@ def test_leaving_a_settings_box_keeps_the_finished_images(make_window, tiny_chec
     status = view.status.text()
     view.controls.count.editingFinished.emit()  # focus leaves the box, value unchanged: nothing happens
     view.controls.seed.editingFinished.emit()
+    view.controls.temperature.setValue(view.controls.temperature.value() + 10)
+    view.controls.temperature.setValue(view.controls.temperature.value() - 10)  # back where it was
+    pump(500)  # past the slider's settling time
     np.testing.assert_array_equal(view.grid.image, finished)
     assert view.status.text() == status
     view.controls.seed.setValue(view.controls.seed.value() + 1)

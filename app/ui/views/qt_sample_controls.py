@@ -104,7 +104,7 @@ class QtSampleControls(QWidget):
         self._temperature_settled = QTimer(self)  # one new run when the slider comes to rest
         self._temperature_settled.setSingleShot(True)
         self._temperature_settled.setInterval(250)
-        self._temperature_settled.timeout.connect(self.settings_changed.emit)
+        self._temperature_settled.timeout.connect(lambda: self._edited(self.temperature))
         row = QHBoxLayout()
         row.addWidget(self.temperature, 1)
         row.addWidget(self.temperature_label)
@@ -175,11 +175,12 @@ class QtSampleControls(QWidget):
         self.play_button.setText("Pause" if playing else "Play")
 
     def mark_settled(self) -> None:
-        """The seed and count in use now (a run started with them): leaving their boxes unchanged is no news."""
-        self._last_values = {self.seed: self.seed.value(), self.count: self.count.value()}
+        """The seed, count and temperature in use now (a run started with them): an edit that ends where it
+        began is no news."""
+        self._last_values = {box: box.value() for box in (self.seed, self.count, self.temperature)}
 
     def _edited(self, spin) -> None:
-        """A spin box's edit ended (Enter, or focus leaving it): a new setting only if its value changed."""
+        """An edit ended (Enter or focus leaving a box, the slider at rest): a new setting only if it changed."""
         if self._last_values.get(spin) != spin.value():
             self._last_values[spin] = spin.value()
             self.settings_changed.emit()
