@@ -172,8 +172,9 @@ class Session:
                 f"{spec.name} holds {spec.shape} images with {spec.num_values} values; {loaded.name} models "
                 f"{tuple(model.shape)} with {model.num_values}"
             )
-        data = self.split(spec, split, limit)
-        selection = "the first" if limit and limit < len(self.split(spec, split)) else "all"
+        full = self.split(spec, split)  # loaded once: the count tells whether a limit takes only part of it
+        data = full.subset(limit) if limit else full
+        selection = "the first" if limit and limit < len(full) else "all"
         if subset and subset < len(data):
             pick = np.sort(np.random.default_rng(0).choice(len(data), subset, replace=False))
             data = DataSplit(data.images[pick], None if data.labels is None else data.labels[pick])
