@@ -8,7 +8,9 @@ Usage (on a GPU machine, from the repository root, no Qt needed)::
 Each recipe is ``{"name", "model", "dataset", "hparams", "ordering", "epochs", "batch_size", "lr",
 "max_minutes", "precision"}``; it runs as ``ar-explorer train ... --out checkpoints/NAME``. With ``--resume``,
 a recipe whose checkpoint exists continues from it (the weights; the optimizer restarts unless its
-``.optim.safetensors`` is there). Afterwards every trained checkpoint is evaluated on its test split (the NLL
+``.optim.safetensors`` is there) when the checkpoint is the recipe's model, dataset and size; against a
+checkpoint of another size (say, a smaller one trained on a CPU) a run afresh at the recipe's size trains
+under ``runs/fresh/`` and takes the checkpoint's place only if its validation NLL is lower. Afterwards every trained checkpoint is evaluated on its test split (the NLL
 is written into its JSON) and stored in float16 when that changes the test NLL by less than 0.01 nats.
 """
 
@@ -36,8 +38,17 @@ def load_recipes(paths: list[str], only: list[str] | None) -> list[dict]:
     return recipes
 
 
+FRESH = ROOT / "runs" / "fresh"
+
+
+def trains_aside(recipe: dict, args: argparse.Namespace) -> bool:
+    """A run afresh beside a checkpoint it cannot continue trains aside, so as not to replace it by a worse one."""
+    exists = (ROOT / "checkpoints" / f"{recipe['name']}.json").exists()
+    return bool(args.resume) and exists and not resumable(recipe)[0]
+
+
 def command_for(recipe: dict, args: argparse.Namespace) -> list[str]:
-    out = ROOT / "checkpoints" / recipe["name"]
+    out = (FRESH if trains_aside(recipe, args) else ROOT / "checkpoints") / recipe["name"]
     cmd = [
         sys.executable, "-m", "app.cli.main", "train",
         "--model", recipe["model"], "--dataset", recipe["dataset"],
@@ -45,7 +56,7 @@ def command_for(recipe: dict, args: argparse.Namespace) -> list[str]:
         "--epochs", str(recipe.get("epochs", 1000)),
         "--batch-size", str(recipe.get("batch_size", 128)),
         "--lr", str(recipe.get("lr", 1e-3)),
-        "--max-minutes", str(recipe.get("max_minutes", 3.0) * args.time_scale),
+        "--max-minutes", str(args.minutes or recipe.get("max_minutes", 3.0) * args.time_scale),
         "--precision", recipe.get("precision", "fp32"),
     ]
     if args.data_dir:
@@ -58,9 +69,24 @@ def command_for(recipe: dict, args: argparse.Namespace) -> list[str]:
         cmd.append(str(flag))
     if args.limit:
         cmd += ["--limit", str(args.limit), "--valid-limit", str(args.limit)]
-    if args.resume:
+    if args.resume and resumable(recipe)[0]:
         cmd.append("--resume")
     return cmd
+
+
+def resumable(recipe: dict) -> tuple[bool, str]:
+    """Whether the recipe's checkpoint can be continued: same model, dataset and hyperparameters."""
+    meta_path = ROOT / "checkpoints" / f"{recipe['name']}.json"
+    if not meta_path.exists():
+        return False, "no checkpoint yet"
+    meta = json.loads(meta_path.read_text())
+    saved = (meta.get("config") or {}).get("hparams") or {}
+    if meta.get("model") != recipe["model"] or meta.get("dataset") != recipe["dataset"]:
+        return False, f"the checkpoint is {meta.get('model')} on {meta.get('dataset')}"
+    differ = {k: (saved.get(k), v) for k, v in (recipe.get("hparams") or {}).items() if saved.get(k) != v}
+    if differ:
+        return False, "its size differs: " + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in differ.items())
+    return True, f"{meta.get('epochs', 0):.2f} epochs done"
 
 
 def run_all(recipes: list[dict], args: argparse.Namespace) -> dict[str, int]:
@@ -73,6 +99,9 @@ def run_all(recipes: list[dict], args: argparse.Namespace) -> dict[str, int]:
     while pending or running:
         while pending and len(running) < args.parallel:
             recipe = pending.pop(0)
+            if args.resume:
+                can, why = resumable(recipe)
+                print(f"{recipe['name']}: {'resuming' if can else 'training afresh'} ({why})", flush=True)
             log = open(log_dir / f"{recipe['name']}.log", "w")
             proc = subprocess.Popen(command_for(recipe, args), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
             running[recipe["name"]] = (proc, time.time())
@@ -84,6 +113,22 @@ def run_all(recipes: list[dict], args: argparse.Namespace) -> dict[str, int]:
                 del running[name]
         time.sleep(1.0)
     return results
+
+
+def adopt_fresh(name: str) -> tuple[bool, str]:
+    """Move a run afresh from ``runs/fresh`` over the shipped checkpoint if it validates lower; say what was done."""
+    fresh, shipped = FRESH / f"{name}.json", ROOT / "checkpoints" / f"{name}.json"
+    if not fresh.exists():
+        return False, f"{name}: the run afresh wrote no checkpoint; the shipped one stays"
+    new = json.loads(fresh.read_text()).get("valid_nll_nats", float("inf"))
+    old = json.loads(shipped.read_text()).get("valid_nll_nats", float("inf")) if shipped.exists() else float("inf")
+    if not new < old:
+        return False, (f"{name}: the run afresh validates at {new:.2f} nats, the shipped checkpoint at {old:.2f}; "
+                       "kept the shipped one")
+    for suffix in (".safetensors", ".optim.safetensors", ".json"):  # the JSON last: it names the weights' hash
+        if (FRESH / f"{name}{suffix}").exists():
+            os.replace(FRESH / f"{name}{suffix}", ROOT / "checkpoints" / f"{name}{suffix}")
+    return True, f"{name}: the run afresh validates at {new:.2f} nats (was {old:.2f}); it replaces the shipped checkpoint"
 
 
 def finalize(names: list[str], args: argparse.Namespace) -> list[dict]:
@@ -142,7 +187,8 @@ def main() -> int:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--parallel", type=int, default=6)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads per training process")
-    parser.add_argument("--time-scale", type=float, default=1.0)
+    parser.add_argument("--time-scale", type=float, default=1.0, help="multiplies each recipe's max_minutes")
+    parser.add_argument("--minutes", type=float, default=0.0, help="every recipe's time budget (instead of its own)")
     parser.add_argument("--limit", type=int, default=0, help="train/validate/test on at most this many images (trials)")
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--log-dir", default="runs/logs")
@@ -150,8 +196,16 @@ def main() -> int:
     args = parser.parse_args()
     recipes = load_recipes(args.recipes, args.only)
     if not args.skip_train:
+        aside = [r["name"] for r in recipes if trains_aside(r, args)]
         results = run_all(recipes, args)
         print(json.dumps(results), flush=True)
+        unchanged = set()
+        for name in aside:
+            adopted, message = adopt_fresh(name)
+            print(message, flush=True)
+            if not adopted:
+                unchanged.add(name)
+        recipes = [r for r in recipes if r["name"] not in unchanged]  # evaluated already
     rows = finalize([r["name"] for r in recipes], args)
     Path(args.log_dir).mkdir(parents=True, exist_ok=True)
     Path(args.log_dir, "summary.json").write_text(json.dumps(rows, indent=2))

@@ -75,6 +75,26 @@ def test_resume_from_cli(trained, capsys):
 
 
 @pytest.mark.parametrize(
+    "extra, conflict",
+    [
+        (["--hparam", "channels=16"], "channels=8 (asked: 16)"),
+        (["--dataset", "mnist-threshold"], "dataset binarized-mnist (asked: mnist-threshold)"),
+    ],
+)
+def test_resume_refuses_settings_that_differ_from_the_checkpoint(trained, capsys, extra, conflict):
+    """--resume continues the checkpoint as it is; a setting that it would ignore is an error, and nothing changes."""
+    before = trained.read_bytes(), trained.with_suffix(".json").read_text()
+    argv = ["train", "--model", "pixelcnn", "--epochs", "1", "--batch-size", "64", "--out", str(trained),
+            "--resume", "--no-test", "--device", "cpu"]
+    if "--dataset" not in extra:
+        argv += ["--dataset", "binarized-mnist"]
+    code = main(argv + extra)
+    err = capsys.readouterr().err
+    assert code != 0 and conflict in err and "Leave out --resume" in err
+    assert (trained.read_bytes(), trained.with_suffix(".json").read_text()) == before
+
+
+@pytest.mark.parametrize(
     "argv, message",
     [
         (["sample", "--checkpoint", "nope"], "no checkpoint named 'nope'"),

@@ -49,6 +49,21 @@ def test_resume_continues_the_step_count(tmp_path):
     assert meta["steps"] in (4, 8) and meta["epochs"] >= 1.0
 
 
+def test_a_resumed_run_does_not_start_again_with_the_images_of_the_first_run(tmp_path):
+    model = tiny_model()
+    train_split, valid_split = data(128, 1), data(32, 2)
+    cfg = TrainConfig(epochs=0.25, batch_size=32, log_every=1, warmup_steps=1)  # one step: less than an epoch
+    first_batches = []
+    hook = model.register_forward_pre_hook(lambda module, args: first_batches.append(args[0].clone()))
+    list(train(model, train_split, valid_split, cfg, tmp_path / "r"))
+    first_run = first_batches[0]
+    first_batches.clear()
+    list(train(model, train_split, valid_split, cfg, tmp_path / "r", resume=True))
+    hook.remove()
+    assert first_run.shape == first_batches[0].shape == (32, 1, 8, 8)
+    assert not torch.equal(first_run, first_batches[0])
+
+
 def test_stop_request_ends_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     model = tiny_model()
     train_split, valid_split = data(128, 1), data(32, 2)

@@ -165,6 +165,30 @@ def default_output(model: str, dataset: str, ordering: str | None) -> Path:
     return user_checkpoint_dir() / f"{model}-{dataset}{suffix}.safetensors"
 
 
+def _check_resume_matches(out: Path, dataset: str, hparams: dict[str, Any], ordering: str | None) -> None:
+    """``--resume`` continues the checkpoint as it is: a dataset, hyperparameter or ordering asked for on the
+    command line that differs from it would be silently ignored, so it is an error instead."""
+    from app.core.checkpoints import read_info
+
+    meta = read_info(out).meta
+    config = meta.get("config") or {}
+    saved_hparams = config.get("hparams") or {}
+    conflicts = []
+    if meta.get("dataset") and meta["dataset"] != dataset:
+        conflicts.append(f"dataset {meta['dataset']} (asked: {dataset})")
+    for key, value in hparams.items():
+        if key in saved_hparams and saved_hparams[key] != value:
+            conflicts.append(f"{key}={json.dumps(saved_hparams[key])} (asked: {json.dumps(value)})")
+    saved_ordering = (config.get("ordering") or {}).get("name")
+    if ordering and saved_ordering and saved_ordering != ordering:
+        conflicts.append(f"ordering {saved_ordering} (asked: {ordering})")
+    if conflicts:
+        raise ARExplorerError(
+            f"--resume continues {out.name} as it was trained: {'; '.join(conflicts)}. "
+            "Leave out --resume (or choose another --out) to train afresh with these settings"
+        )
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from app.cli.progress import ProgressBar
     from app.core.checkpoints import load_checkpoint, weights_path
@@ -187,6 +211,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if rank == 0:
         print(f"training {spec.title} on {dataset.title} [{dataset.binarization}] on {session.device}"
               f"{f' x{world} processes' if world > 1 else ''} -> {out}", file=sys.stderr)
+    if args.resume and out.exists():
+        _check_resume_matches(out, dataset.name, _parse_hparams(args.hparam), args.ordering and ordering.name)
     # The data first: a missing dataset is reported before minutes go into building or loading a model.
     train_split = session.split(dataset, "train", args.limit)
     valid_split = session.split(dataset, "valid", args.valid_limit) if "valid" in dataset.splits else None

@@ -167,8 +167,10 @@ def train(
         wrapped = nn.parallel.DistributedDataParallel(
             wrapped, device_ids=[device.index] if device.type == "cuda" else None
         )
-    generator = torch.Generator().manual_seed(cfg.seed)
-    order_generator = torch.Generator().manual_seed(cfg.seed + 1000 + rank)
+    # A resumed run shuffles afresh (seeded by the step it starts from): with the first run's seed it would
+    # begin again with the images that run began with, and a run shorter than an epoch would see only those.
+    generator = torch.Generator().manual_seed(cfg.seed + start_step)
+    order_generator = torch.Generator().manual_seed(cfg.seed + 1000 + rank + start_step)
     autocast = device.type == "cuda" and cfg.precision == "bf16"
     start = time.perf_counter()
     step, seen, window_loss, window_count, window_start = 0, 0, 0.0, 0, start
