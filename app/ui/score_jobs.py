@@ -102,17 +102,20 @@ def compatible(info: CheckpointInfo, shape: tuple[int, int, int], num_values: in
 
 
 def compare_checkpoints(session: Session, infos: list[CheckpointInfo], load, values: np.ndarray, num_values: int,
-                        label: int | None, superseded=None) -> list[ComparisonRow]:
+                        label: int | None, superseded=None, on_rows=None) -> list[ComparisonRow]:
     """Score ``values`` ``(C, H, W)`` under every checkpoint in ``infos`` of its shape and ``num_values``.
 
     ``load(name) -> LoadedModel`` loads (and caches) a checkpoint. A checkpoint that fails to load or score
     gets a row with the reason instead of numbers. ``superseded()``, checked between checkpoints, stops early
-    (with the rows so far) when a newer request is waiting.
+    (with the rows so far) when a newer request is waiting. ``on_rows(rows, total)``, if given, is called after
+    each checkpoint but the last (whose row comes with the return value) with the rows so far and how many
+    there will be.
     """
     rows = []
-    for info in infos:
-        if not compatible(info, tuple(values.shape), num_values):
-            continue
+    matching = [info for info in infos if compatible(info, tuple(values.shape), num_values)]
+    for info in matching:
+        if rows and on_rows is not None:
+            on_rows(list(rows), len(matching))
         if superseded is not None and superseded():
             break
         dataset = session.registry.datasets.get(str(info.meta.get("dataset")))

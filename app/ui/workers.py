@@ -187,6 +187,7 @@ class JobWorker(QThread):
     """
 
     done = Signal(object)
+    partial = Signal(object)  # a JobResult with what a running job has so far (see report)
     failed = Signal(str, str, str)
 
     def __init__(self, parent=None) -> None:
@@ -196,7 +197,14 @@ class JobWorker(QThread):
         self._serial = 0
         self._busy = False
         self._stop = False
+        self._running: tuple[int, str] = (0, "")
         _WORKERS.add(self)
+
+    def report(self, value: Any) -> None:
+        """Called by the running job, on this worker's thread: hand what it has so far to the view
+        (``partial``), e.g. the rows of a table filled one at a time."""
+        serial, tag = self._running
+        self.partial.emit(JobResult(serial, tag, value))
 
     def submit(self, job: Callable[[], Any], tag: str = "") -> int:
         """Queue ``job`` (dropping any queued one that has not started); returns its serial number, or -1 once
@@ -250,6 +258,7 @@ class JobWorker(QThread):
                 serial, tag, job = self._pending
                 self._pending = None
                 self._busy = True
+                self._running = (serial, tag)
             try:
                 self.done.emit(JobResult(serial, tag, job()))
             except Exception as exc:  # noqa: BLE001 - shown as a notice, the worker carries on

@@ -7,7 +7,8 @@ import numpy as np
 BINARIZATION = "standard binarized MNIST (Larochelle & Murray, stochastic, fixed once)"
 
 
-def save_tiny(folder, name: str, model_name: str, shape=(1, 28, 28), num_values: int = 2, quantiles=None):
+def save_tiny(folder, name: str, model_name: str, shape=(1, 28, 28), num_values: int = 2, quantiles=None,
+              meta: dict | None = None):
     """Save an untrained model of ``model_name`` (its tiny hyperparameters) as checkpoint ``folder/name``."""
     import torch
 
@@ -17,7 +18,7 @@ def save_tiny(folder, name: str, model_name: str, shape=(1, 28, 28), num_values:
     spec = get_registry().model(model_name)
     torch.manual_seed(0)
     model = spec.create(spec.make_config(shape, num_values, tiny=True))
-    meta = {"dataset": "binarized-mnist", "binarization": BINARIZATION}
+    meta = {"dataset": "binarized-mnist", "binarization": BINARIZATION, **(meta or {})}
     if quantiles is not None:
         dims = int(np.prod(shape))
         meta.update({"test_nll_nats": float(np.mean(quantiles)),

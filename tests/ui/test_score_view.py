@@ -134,6 +134,57 @@ def test_every_compatible_checkpoint_is_compared(make_window, tiny_checkpoints, 
     assert "NLL (nats per image)" in header and "bits/dim" in header
 
 
+def test_the_comparison_fills_in_as_it_goes_and_greys_checkpoints_of_other_data(
+        make_window, tiny_checkpoints, checkpoint_dir, wait_for):
+    """Rows arrive one checkpoint at a time; a checkpoint trained on other data (here, thresholded MNIST) sorts
+    after those on the current one's data and is greyed, since NLLs compare only on the same data."""
+    from checkpoint_factory import save_tiny
+
+    save_tiny(checkpoint_dir, "tiny-threshold", "pixelcnn",
+              meta={"dataset": "mnist-threshold", "binarization": "thresholded at 0.5"})
+    window = make_window("tiny-gated")
+    view = score_view(window)
+    partial = []
+    view.background.partial.connect(lambda result: partial.append(len(result.value[0])))
+    view.canvas.stroke([(8, 8), (9, 9), (10, 10)], finished=True)
+    view.compare()
+    names = {"tiny-pixelcnn", "tiny-gated", "tiny-threshold"}
+    wait_for(lambda: {r.name for r in view.table.rows} == names)
+    assert partial and partial[0] == 1  # the first row was on screen before the others were scored
+    order = [r.name for r in view.table.rows]
+    assert order[0] == "tiny-gated" or view.table.rows[0].nll_nats <= view.table.rows[1].nll_nats
+    assert order[-1] == "tiny-threshold"
+    assert "1 trained on other data" in view.table.caption.text()
+    last = view.table.table.item(2, 3)
+    assert last.foreground().color().alphaF() < 1.0 and "does not compare" in last.toolTip()
+    assert view.table.table.item(0, 3).foreground().color().alphaF() == 1.0 or \
+        view.table.table.item(0, 3).foreground().style() == Qt.BrushStyle.NoBrush
+
+
+def test_a_comparison_asked_for_while_the_scorer_is_busy_runs_once_it_is_free(
+        make_window, tiny_checkpoints, wait_for):
+    """Asked for while the scorer has work queued (here a pixel's conditional), the comparison waits for it
+    and then runs; it used to wait for a score that never came, and the table stayed empty."""
+    import threading
+
+    window = make_window("tiny-gated")
+    view = score_view(window)
+    view.canvas.stroke([(8, 8), (9, 9)], finished=True)
+    scored(view, wait_for)
+    view.compare_timer.stop()
+    view.table.auto.setChecked(False)
+    gate = threading.Event()
+    view.scorer.submit(lambda: gate.wait(5.0) and None, "hold")
+    wait_for(lambda: not view.scorer.has_pending())  # the hold runs
+    view._submit_pixel(view.loaded)  # queued behind it
+    assert view.scorer.has_pending()
+    view.table.clear()
+    view.compare()
+    assert view.table.rows == []  # deferred: the scorer has work queued
+    gate.set()
+    wait_for(lambda: {r.name for r in view.table.rows} == {"tiny-pixelcnn", "tiny-gated"})
+
+
 def test_hovering_a_pixel_shows_its_conditional(make_window, tiny_checkpoints, wait_for):
     window = make_window("tiny-gated")
     view = score_view(window)

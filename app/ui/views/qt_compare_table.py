@@ -59,29 +59,43 @@ class QtCompareTable(QWidget):
         self.rows: list[ComparisonRow] = []
         self.last_values: np.ndarray | None = None
 
-    def show_rows(self, rows: list[ComparisonRow], current: str | None, values: np.ndarray | None = None) -> None:
-        """Fill the table, best (lowest NLL) first; the current checkpoint in bold. ``values``: the image."""
+    def show_rows(self, rows: list[ComparisonRow], current: str | None, values: np.ndarray | None = None,
+                  total: int | None = None) -> None:
+        """Fill the table: first the checkpoints trained on the current one's data, best (lowest NLL) first,
+        then those trained on other data (greyed: an NLL compares only with NLLs on the same data). The current
+        checkpoint is in bold. ``values``: the image; ``total``: how many rows there will be, while scoring."""
         self.last_values = values
-        self.rows = sorted(rows, key=lambda r: (math.isnan(r.nll_nats), r.nll_nats))
+        own = next((r.data for r in rows if r.name == current), None)
+        self.rows = sorted(rows, key=lambda r: (own is not None and r.data != own, math.isnan(r.nll_nats), r.nll_nats))
         self.table.setRowCount(len(self.rows))
+        dim = self.palette().color(self.foregroundRole())
+        dim.setAlphaF(0.5)
         for i, row in enumerate(self.rows):
             rank = rank_text(row.percentile)
             nll = f"{row.nll_nats:.2f}" if math.isfinite(row.nll_nats) else row.note
             bpd = f"{row.bits_per_dim:.4f}" if math.isfinite(row.bits_per_dim) else ""
             cells = (row.name, row.model, row.data.split(";")[0], nll, bpd, rank)
+            other = own is not None and row.data != own
+            tip = row.data + (f"\n{row.note}" if row.note else "")
+            if other:
+                tip += "\nTrained on other data than the current checkpoint: its NLL does not compare with theirs."
             for j, text in enumerate(cells):
                 item = QTableWidgetItem(text)
-                item.setToolTip(row.data)
+                item.setToolTip(tip)
                 if j in (3, 4):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                if row.note:
-                    item.setToolTip(f"{row.data}\n{row.note}")
+                if other:
+                    item.setForeground(dim)
                 if row.name == current:
                     font = QFont(item.font())
                     font.setBold(True)
                     item.setFont(font)
                 self.table.setItem(i, j, item)
-        self.caption.setText(f"<b>Every checkpoint of this size</b> on the same image ({len(self.rows)})")
+        same = sum(1 for r in self.rows if own is None or r.data == own)
+        count = f"{len(self.rows)}" if total is None or total <= len(self.rows) else f"{len(self.rows)} of {total}, scoring…"
+        others = f"; {len(self.rows) - same} trained on other data, greyed: compare NLLs only on the same data" \
+            if same < len(self.rows) else ""
+        self.caption.setText(f"<b>Every checkpoint of this size</b> on the same image ({count}{others})")
 
     def clear(self) -> None:
         self.rows = []

@@ -137,6 +137,7 @@ class QtScoreView(QWidget):
         for worker in (self.background, self.references):
             worker.done.connect(self._on_done)
             worker.failed.connect(self._on_failed)
+        self.background.partial.connect(self._on_partial)
 
     def set_scale(self, scale: float) -> None:
         self.results.set_scale(scale)
@@ -260,24 +261,31 @@ class QtScoreView(QWidget):
         if not self.isVisible():
             self._compare_when_shown = True
             return
-        if self._dirty or not self.scorer.idle():  # the current model's score first: loading others competes
-            self._compare_when_scored = True
+        if self._dirty or self.scorer.has_pending():  # the current model's score first: loading others competes
+            self._compare_when_scored = True  # asked again when the scorer's next result arrives
             return
         self._compare_when_scored = False
         values, label = self.canvas.values.copy(), self.tools.label_value
         session, infos, load = self.context.session, list(self.context.checkpoints()), self.context.model
-        if loaded.name not in {i.name for i in infos}:
-            infos.append(loaded.info)
+        infos = [loaded.info] + [i for i in infos if i.name != loaded.name]  # its own row first
         k = loaded.model.num_values
         superseded = self.background.has_pending  # a newer image: stop between two checkpoints
+        worker = self.background
+
+        def on_rows(rows, total):
+            worker.report((rows, values, total))
+
         self.background.submit(
-            lambda: (compare_checkpoints(session, infos, load, values, k, label, superseded), values), "compare")
+            lambda: (compare_checkpoints(session, infos, load, values, k, label, superseded, on_rows), values),
+            "compare")
 
     def _on_done(self, result: JobResult) -> None:
         handler = {"score": self._show_score, "pixel": self._show_pixel, "compare": self._show_compare,
                    "reference": self._store_reference, "sample": self._show_sample}.get(result.tag)
         if handler is not None and self.loaded is not None:
             handler(result.value)
+        if result.tag in ("score", "pixel") and self._compare_when_scored and self.loaded is not None:
+            self.compare()
 
     def _on_failed(self, tag: str, message: str, details: str) -> None:
         what = {"score": "scoring failed", "pixel": "the pixel's distribution failed", "compare":
@@ -295,8 +303,6 @@ class QtScoreView(QWidget):
         self.heatmap.set_rgb(heatmap_rgb(result.per_pixel_nll, heat_limit(model.num_values, model.shape[0])))
         reference = reference_label(self.loaded) if self._references.get(self.loaded.name) is not None else None
         self.results.show_score(result, self.loaded, self.source, reference)
-        if self._compare_when_scored:
-            self.compare()
         self.hover_changed_or_refresh()
 
     def hover_changed_or_refresh(self) -> None:
@@ -317,6 +323,14 @@ class QtScoreView(QWidget):
         rows, values = value
         if tuple(values.shape) == tuple(self.canvas.values.shape):  # not an image of a model replaced meanwhile
             self.table.show_rows(rows, self.loaded.name, values)
+
+    def _on_partial(self, result: JobResult) -> None:
+        """The rows of a comparison still running, as they come (only for the latest request)."""
+        if result.tag != "compare" or result.serial != self.background.latest_serial or self.loaded is None:
+            return
+        rows, values, total = result.value
+        if tuple(values.shape) == tuple(self.canvas.values.shape):
+            self.table.show_rows(rows, self.loaded.name, values, total)
 
     def _store_reference(self, value) -> None:
         name, nats = value
