@@ -33,3 +33,7 @@ class ModelError(ARExplorerError):
 
 class DeviceError(ARExplorerError):
     """The requested device is not available."""
+
+
+class Cancelled(ARExplorerError):
+    """Long work was asked to stop and stopped before its end (nothing was recorded)."""

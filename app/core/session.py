@@ -6,6 +6,7 @@ a dataset or a condition means the same thing everywhere.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,13 +17,15 @@ from app.core.checkpoints import CheckpointInfo, list_checkpoints, load_checkpoi
 from app.core.conditions import derive_condition
 from app.core.datasets import DatasetSpec, DataSplit, resolve_data_dir
 from app.core.devices import is_out_of_memory, resolve_device
-from app.core.errors import ARExplorerError, DataError, ModelError, PluginError
+from app.core.errors import ARExplorerError, Cancelled, DataError, ModelError, PluginError
 from app.core.model import ARModel
 from app.core.orderings import Ordering
 from app.core.registry import Registry, get_registry
 from app.core.scoring import evaluate
 
 #: The checkpoint the app opens on when none is named, in order of preference.
+EVAL_CHUNK = 500  # images scored between two looks at a stop request
+
 DEFAULT_CHECKPOINTS = ("gated-pixelcnn-binarized-mnist", "pixelcnn-binarized-mnist", "made-binarized-mnist")
 
 
@@ -157,6 +160,7 @@ class Session:
         ordering: Ordering | None = None,
         record: bool = True,
         subset: int = 0,
+        should_stop: Callable[[], bool] | None = None,
     ) -> dict:
         """Mean NLL with its standard error; on the checkpoint's own full test set, record it in its JSON.
 
@@ -186,12 +190,21 @@ class Session:
             cond = derive_condition(model.config.condition, x, labels, model.num_values)
         from app.core.scoring import score
 
-        result = score(model, data.images, cond, ordering)
-        stats = _stats(result.nll_nats, int(np.prod(model.shape)))
+        if should_stop is None:
+            nats = score(model, data.images, cond, ordering).nll_nats
+        else:  # in chunks, so that a stop request is heard between two of them
+            chunks = []
+            for start in range(0, len(data.images), EVAL_CHUNK):
+                if should_stop():
+                    raise Cancelled("the evaluation was stopped before its end; nothing was recorded")
+                part = None if cond is None else cond[start:start + EVAL_CHUNK]
+                chunks.append(score(model, data.images[start:start + EVAL_CHUNK], part, ordering).nll_nats)
+            nats = np.concatenate(chunks)
+        stats = _stats(nats, int(np.prod(model.shape)))
         stats.update({"dataset": spec.name, "binarization": spec.binarization, "split": split, "images": selection,
                       "ordering": ordering.name if ordering is not None else model.ordering.name})
         if record and split == "test" and not limit and not subset and spec.name == loaded.info.meta.get("dataset") and ordering is None:
-            quantiles = np.quantile(result.nll_nats, np.linspace(0, 1, 101)).tolist()
+            quantiles = np.quantile(nats, np.linspace(0, 1, 101)).tolist()
             loaded.info = update_metadata(loaded.info, {
                 "test_nll_nats": stats["nll_nats"],
                 "test_nll_stderr": stats["nll_nats_stderr"],

@@ -65,6 +65,8 @@ VIEWS: list[ViewSpec] = [
              "Sample in stages (grayscale hierarchy, multiscale grids) with the network calls; class and 7x7 inputs"),
     ViewSpec("fisher", "Fisher", "app.ui.views.qt_fisher_view:QtFisherView",
              "Interpolate between two images in pixel, activation and Fisher-score space"),
+    ViewSpec("train", "Train", "app.ui.views.qt_train_view:QtTrainView",
+             "Train any model on any dataset it takes, with progress and live curves of its NLL"),
 ]
 
 

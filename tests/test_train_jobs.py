@@ -1,0 +1,92 @@
+"""Training from the app, without Qt: the plan's checks, where the checkpoint goes, the run and its stop."""
+
+import copy
+
+import pytest
+
+from app.core.errors import ARExplorerError, ModelError
+from app.core.session import Session
+from app.ui.train_jobs import RunRecord, TrainPlan, output_path, output_stem, parse_hparams, run_plan
+
+TINY = {"channels": 4, "layers": 1, "kernel": 3, "first_kernel": 3, "head_channels": 4}
+
+
+def test_hyperparameters_are_a_json_object_or_a_clear_message():
+    assert parse_hparams('{"channels": 8, "layers": 2}') == {"channels": 8, "layers": 2}
+    assert parse_hparams("  ") == {}
+    with pytest.raises(ARExplorerError, match="not valid JSON"):
+        parse_hparams('{"channels": 8,')
+    with pytest.raises(ARExplorerError, match="JSON object"):
+        parse_hparams("[8, 2]")
+
+
+def test_the_output_never_names_an_existing_checkpoint(tmp_path):
+    stem = output_stem("pixelcnn", "synthetic-digits", None, None)
+    first = output_path(tmp_path, stem)
+    assert first.name == "pixelcnn-synthetic-digits.safetensors"
+    first.with_suffix(".json").write_text("{}")
+    assert output_path(tmp_path, stem).name == "pixelcnn-synthetic-digits-2.safetensors"
+    assert output_stem("made", "binarized-mnist", "even-then-odd", None) == "made-binarized-mnist-even-then-odd"
+    assert output_stem("made", "binarized-mnist", None, "made-binarized-mnist") == "made-binarized-mnist-continued"
+    assert output_path(tmp_path, "a/b: c").parent == tmp_path  # no folder or odd character from a name
+
+
+def test_a_run_trains_writes_the_best_checkpoint_and_measures_the_test_nll(tmp_path):
+    session = Session(device="cpu")
+    out = tmp_path / "run.safetensors"
+    plan = TrainPlan("pixelcnn", "synthetic-digits", TINY, out, epochs=0.25, batch_size=64, lr=3e-3, minutes=2.0)
+    record = RunRecord()
+    events = list(run_plan(session, plan, record))
+    assert events == record.events and events[-1].kind == "done"
+    evals = [e for e in events if e.kind == "eval"]
+    assert len(evals) >= 3  # several points on the validation curve within a quarter of an epoch
+    assert out.exists() and record.out == out and record.phase == "done"
+    test = record.test
+    assert test["dataset"] == "synthetic-digits" and test["split"] == "test" and test["nll_nats"] > 0
+    loaded = session.load(out)
+    assert loaded.info.meta["test_nll_nats"] == pytest.approx(test["nll_nats"])  # recorded for the picker
+    assert loaded.info.meta["dataset"] == "synthetic-digits"
+
+
+def test_continuing_a_checkpoint_starts_from_its_weights(tmp_path):
+    session = Session(device="cpu")
+    first = tmp_path / "first.safetensors"
+    plan = TrainPlan("pixelcnn", "synthetic-digits", TINY, first, epochs=0.25, batch_size=64, lr=1e-2,
+                     measure_test=False)
+    evals = [e.valid_nll for e in run_plan(session, plan, RunRecord()) if e.kind == "eval"]
+    fresh_first_eval, before = evals[0], min(evals)  # on the same 1,000 validation images
+    loaded = session.load(first)
+
+    more = TrainPlan("pixelcnn", "synthetic-digits", {}, tmp_path / "more.safetensors", epochs=0.02, batch_size=64,
+                     start_from=loaded.name, start_model=copy.deepcopy(loaded.model), measure_test=False)
+    record = RunRecord()
+    events = list(run_plan(session, more, record))
+    first_eval = next(e for e in events if e.kind == "eval")
+    assert before < fresh_first_eval - 20  # the first run learned something
+    assert first_eval.valid_nll < before + 10  # ... and the continued run started from it, not afresh
+    assert session.load(tmp_path / "more.safetensors").info.meta["trained_from"] == loaded.name
+    assert session.load(tmp_path / "more.safetensors").model.config.hparams["channels"] == TINY["channels"]
+
+
+def test_a_stop_ends_the_run_and_skips_the_test_measurement(tmp_path):
+    session = Session(device="cpu")
+    plan = TrainPlan("pixelcnn", "synthetic-digits", TINY, tmp_path / "s.safetensors", epochs=5, batch_size=64)
+    record = RunRecord()
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        return calls["n"] > 10
+
+    events = list(run_plan(session, plan, record, stop))
+    assert events[-1].kind == "stopped" and record.test is None
+
+
+def test_a_plan_that_cannot_run_says_why(tmp_path):
+    session = Session(device="cpu")
+    with pytest.raises(ARExplorerError, match="models binary"):
+        list(run_plan(session, TrainPlan("pixelcnn", "toy-1d", {}, tmp_path / "x.safetensors"), RunRecord()))
+    with pytest.raises(ModelError, match="hyperparameters failed"):
+        bad = TrainPlan("pixelcnn", "synthetic-digits", {"layers": "many"}, tmp_path / "y.safetensors")
+        list(run_plan(session, bad, RunRecord()))
+    assert not (tmp_path / "x.safetensors").exists() and not (tmp_path / "y.safetensors").exists()
