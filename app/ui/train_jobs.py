@@ -24,6 +24,7 @@ from app.core.training import TrainConfig, TrainEvent, train
 
 VALID_IMAGES = 1000  # validation images per evaluation: a point on the curve every few seconds, not minutes
 EVALS_PER_EPOCH = 10
+EVALS_PER_RUN = 20  # and at least this many over the time budget, however slow the device
 
 
 @dataclass
@@ -123,6 +124,7 @@ def run_plan(session: Session, plan: TrainPlan, record: RunRecord,
     steps_per_epoch = max(1, n // max(1, plan.batch_size))
     cfg = TrainConfig(epochs=plan.epochs, batch_size=plan.batch_size, lr=plan.lr, max_minutes=plan.minutes or None,
                       eval_every=max(1, steps_per_epoch // EVALS_PER_EPOCH), valid_limit=VALID_IMAGES,
+                      eval_seconds=max(5.0, 60.0 * plan.minutes / EVALS_PER_RUN) if plan.minutes else 0.0,
                       log_every=max(1, min(20, steps_per_epoch // 20)))
     meta = {"dataset": dataset.name, "binarization": dataset.binarization}
     if plan.start_from:

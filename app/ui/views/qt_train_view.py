@@ -373,8 +373,8 @@ class QtTrainView(QWidget):
             self.progress.setValue(int(1000 * fraction))
             dims = int(np.prod(self.context.session.registry.datasets[plan.dataset].shape))
             self.figures.setText(describe_event(last, dims))
-        if record.phase != "training":
-            self.figures.setText(f"{record.phase}…" if record.phase != "done" else self.figures.text())
+        if record.phase not in ("training", "done") and self._running:
+            self.state.setText(f"{record.phase[0].upper()}{record.phase[1:]}…")
 
     def _on_done(self, result: JobResult) -> None:
         self._poll()
