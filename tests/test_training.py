@@ -65,14 +65,16 @@ def test_a_resumed_run_does_not_start_again_with_the_images_of_the_first_run(tmp
 
 
 def test_validation_can_also_follow_the_clock(tmp_path):
-    """eval_seconds adds validations by time (a slow device still draws a curve); without it, by steps only."""
+    """eval_seconds adds validations by time (a slow device still draws a curve), spaced by at least three times
+    what the last one took; without it, validations come by steps only."""
     train_split, valid_split = data(256, 1), data(32, 2)
     by_steps = TrainConfig(epochs=1, batch_size=32, log_every=100, eval_every=100, warmup_steps=1)
     events = list(train(tiny_model(), train_split, valid_split, by_steps, tmp_path / "a"))
     assert [e.step for e in events if e.kind == "eval"] == [8]  # only the last step
     by_clock = TrainConfig(epochs=1, batch_size=32, log_every=100, eval_every=100, warmup_steps=1, eval_seconds=1e-9)
     events = list(train(tiny_model(), train_split, valid_split, by_clock, tmp_path / "b"))
-    assert [e.step for e in events if e.kind == "eval"] == list(range(1, 9))
+    steps = [e.step for e in events if e.kind == "eval"]
+    assert steps[0] == 1 and steps[-1] == 8 and len(steps) >= 2  # by the clock first, then at the end
 
 
 def test_stop_request_ends_the_run_and_keeps_the_last_good_checkpoint(tmp_path):

@@ -39,7 +39,8 @@ class TrainConfig:
     warmup_steps: int = 100
     max_minutes: float | None = None
     eval_every: int = 0  # steps between validations; 0 = once per epoch
-    eval_seconds: float = 0.0  # also validate when this long has passed since the last validation (one process only)
+    eval_seconds: float = 0.0  # also validate when this long (and 3x the last validation's time) has passed since
+    # the last validation; one process only
     valid_limit: int = 0  # validate on at most this many images (0 = all)
     log_every: int = 20
     seed: int = 0
@@ -174,7 +175,7 @@ def train(
     order_generator = torch.Generator().manual_seed(cfg.seed + 1000 + rank + start_step)
     autocast = device.type == "cuda" and cfg.precision == "bf16"
     start = time.perf_counter()
-    last_eval, last_eval_step = start, 0
+    last_eval, last_eval_step, eval_cost = start, 0, 0.0
     step, seen, window_loss, window_count, window_start = 0, 0, 0.0, 0, start
     model.train()
     perm = torch.randperm(n, generator=generator)
@@ -246,10 +247,14 @@ def train(
                 images_per_s=rate, lr=optimizer.param_groups[0]["lr"], total_steps=start_step + total_steps,
             )
             window_loss, window_count = 0.0, 0
-        timely = world == 1 and cfg.eval_seconds > 0 and time.perf_counter() - last_eval >= cfg.eval_seconds
+        # By the clock, validation takes at most a quarter of the time, however slow it is.
+        interval = max(cfg.eval_seconds, 3.0 * eval_cost)
+        timely = world == 1 and cfg.eval_seconds > 0 and time.perf_counter() - last_eval >= interval
         if valid_data is not None and (step % eval_every == 0 or step == total_steps or timely):
+            began = time.perf_counter()
             valid = validation_nll(model, valid_data, limit=cfg.valid_limit) if rank == 0 else math.nan
             last_eval, last_eval_step = time.perf_counter(), step  # the next timely one counts from here
+            eval_cost = last_eval - began
             history.append(
                 {"step": start_step + step, "epoch": start_epoch + step / steps_per_epoch, "valid_nll": valid,
                  "train_nll": float(loss.detach()), "elapsed_s": time.perf_counter() - start}
