@@ -167,7 +167,7 @@ class QtTrainView(QWidget):
         item.setMenuEnabled(False)
         item.hideButtons()
         item.showGrid(x=True, y=True, alpha=0.25)
-        item.addLegend(offset=(-10, 10))
+        self.legend = item.addLegend(offset=(-10, 10))
         for name in ("left", "bottom"):
             item.getAxis(name).enableAutoSIPrefix(False)
         self.train_curve = item.plot(pen=pg.mkPen(theme.MUTED, width=1.5), name="training batches")
@@ -187,11 +187,16 @@ class QtTrainView(QWidget):
 
     def set_scale(self, scale: float) -> None:
         self._scale = scale
-        theme.style_plot(self.plot.getPlotItem(), scale, self._y_label(), "images seen")
-
-    def _y_label(self) -> str:
+        item = self.plot.getPlotItem()
+        theme.style_plot(item, scale, "NLL (nats per image)", "images seen")
         dataset = self.context.session.registry.datasets.get(self.dataset_box.currentData() or "")
-        return f"NLL, nats per image ({dataset.title})" if dataset is not None else "NLL, nats per image"
+        title = f"NLL on {dataset.title}" if dataset is not None else "NLL"
+        item.setTitle(title, color=theme.TEXT, size=f"{theme.point_size(scale):.0f}pt")
+        size = f"{theme.point_size(scale, 0.9):.0f}pt"
+        self.legend.setLabelTextSize(size)
+        for _, label in self.legend.items:  # the entries made before
+            label.setText(label.text, size=size, color=theme.TEXT)
+        self.legend.updateSize()
 
     # -- the form ------------------------------------------------------------------------------------------
     def _fill_models(self) -> None:
