@@ -39,9 +39,13 @@ class QtDistributionPlot(pg.PlotWidget):
         self._curve = pg.PlotDataItem(pen=pg.mkPen(FOCUS, width=2.5), fillLevel=0, brush=(79, 195, 247, 60))
         self._tempered_curve = pg.PlotDataItem(pen=pg.mkPen(TEMPERED, width=2, style=Qt.PenStyle.DashLine))
         self._value_line = pg.InfiniteLine(angle=90, pen=pg.mkPen(ONE, width=1.5, style=Qt.PenStyle.DotLine))
-        for item in (self._bars, self._tempered, self._curve, self._tempered_curve, self._value_line):
+        self._reference = pg.InfiniteLine(angle=0, pen=pg.mkPen(TEMPERED, width=2, style=Qt.PenStyle.DashLine),
+                                          label="", labelOpts={"position": 0.02, "color": TEMPERED, "anchors":
+                                                               [(0, 1), (0, 1)]})
+        for item in (self._bars, self._tempered, self._curve, self._tempered_curve, self._value_line, self._reference):
             self.plot_item.addItem(item)
         self._value_line.hide()
+        self._reference.hide()
         self.heights = np.zeros(0)
         self.tempered_heights: np.ndarray | None = None
         self._labels = ("", "")
@@ -69,9 +73,35 @@ class QtDistributionPlot(pg.PlotWidget):
         self._curve.setData([], [])
         self._tempered_curve.setData([], [])
         self._value_line.hide()
+        self._reference.hide()
         self.heights = np.zeros(0)
         self.tempered_heights = None
         self.set_title(title)
+
+    def show_values(self, values: np.ndarray, left: str, focus: int = -1, reference: float | None = None,
+                    reference_label: str = "") -> None:
+        """One bar per image of any non-negative figure (an NLL in nats, say), with a dashed reference line."""
+        values = np.asarray(values, dtype=np.float64).reshape(-1)
+        n = len(values)
+        x = np.arange(1, n + 1)
+        pens = [pg.mkPen(FOCUS, width=3) if i == focus else pg.mkPen(None) for i in range(n)]
+        self._curve.setData([], [])
+        self._tempered_curve.setData([], [])
+        self._tempered.setData([], [])
+        self.tempered_heights = None
+        self._value_line.hide()
+        self._bars.setOpts(x=x, height=values, width=0.8, brushes=[pg.mkBrush(ZERO)] * n, pens=pens)
+        self._reference.setVisible(reference is not None)
+        top = float(values.max()) if n else 1.0
+        if reference is not None:
+            self._reference.setValue(reference)
+            self._reference.label.setFormat(reference_label)
+            top = max(top, reference)
+        self.heights = values
+        self._axes(left, "image in the grid")
+        self.plot_item.setXRange(0.4, n + 0.6, padding=0)
+        self.plot_item.setYRange(0, top * 1.12 if top > 0 else 1.0, padding=0)
+        self._ticks(x if n <= 8 else x[:: int(np.ceil(n / 8))])
 
     # -- data ----------------------------------------------------------------------------------------------
     def show_binary_batch(self, p_one: np.ndarray, tempered_one: np.ndarray | None, values: np.ndarray,
@@ -85,6 +115,7 @@ class QtDistributionPlot(pg.PlotWidget):
         self._curve.setData([], [])
         self._tempered_curve.setData([], [])
         self._value_line.hide()
+        self._reference.hide()
         self._bars.setOpts(x=x, height=p_one, width=0.8, brushes=brushes, pens=pens)
         self._set_tempered(x, p_one, tempered_one)
         self.heights = p_one
@@ -99,6 +130,7 @@ class QtDistributionPlot(pg.PlotWidget):
         probs = np.asarray(probs, dtype=np.float64).reshape(-1)
         k = len(probs)
         x = np.arange(k)
+        self._reference.hide()
         if k <= 16:
             brushes = [pg.mkBrush(FOCUS if value is not None and i == value else ZERO) for i in range(k)]
             self._curve.setData([], [])

@@ -31,11 +31,14 @@ def running_workers() -> list[QThread]:
 
 @dataclass
 class Frame:
-    """The latest sampling step with the positions drawn so far (``drawn``: ``(H, W)`` bool)."""
+    """The latest sampling step with the positions drawn so far (``drawn``: ``(H, W)`` bool) and, per image, the
+    NLL of the values drawn so far under the model, in nats (``nll``: ``(B,)``; at the last step, -log p(sample),
+    whatever the temperature)."""
 
     step: SampleStep
     drawn: np.ndarray
     serial: int
+    nll: np.ndarray | None = None
 
 
 class SamplingWorker(QThread):
@@ -134,9 +137,14 @@ class SamplingWorker(QThread):
         generator = self._factory()
         try:
             last_time = time.perf_counter()
+            nll = None
             for serial, step in enumerate(generator):
                 drawn[np.asarray(step.dims)] = True
-                self.latest = Frame(step, drawn.reshape(c, h, w).all(axis=0).copy(), serial)
+                inner = step if isinstance(step, SampleStep) else getattr(step, "step", None)  # a staged run's step
+                if isinstance(inner, SampleStep) and not inner.known:
+                    part = drawn_nll(inner.probs, inner.values)
+                    nll = part if nll is None else nll + part
+                self.latest = Frame(step, drawn.reshape(c, h, w).all(axis=0).copy(), serial, nll)
                 if step.done:
                     self.completed = True
                     self.finished_run.emit(serial)
@@ -168,6 +176,13 @@ class SamplingWorker(QThread):
         if self._burst or last_time is None or not math.isfinite(self._rate) or self._rate <= 0:
             return 0.0
         return last_time + 1.0 / self._rate - time.perf_counter()
+
+
+def drawn_nll(probs: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """-log p of the values drawn at one step, summed over its dimensions: ``probs`` ``(B, G, K)``, ``values``
+    ``(B, G)`` -> ``(B,)`` nats."""
+    p = np.take_along_axis(np.asarray(probs, dtype=np.float64), np.asarray(values, dtype=np.int64)[..., None], axis=2)
+    return -np.log(np.clip(p[..., 0], 1e-300, None)).sum(axis=1)
 
 
 @dataclass
@@ -276,4 +291,4 @@ def describe_exception(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, ARExplorerError) else f"{type(exc).__name__}: {exc}"
 
 
-__all__ = ["SamplingWorker", "JobWorker", "JobResult", "Frame", "describe_exception", "running_workers"]
+__all__ = ["SamplingWorker", "JobWorker", "JobResult", "Frame", "describe_exception", "running_workers", "drawn_nll"]

@@ -26,7 +26,7 @@ def sample_view(window, count: int = 2, speed: int | None = None):
     return view
 
 
-def test_a_run_completes_every_pixel_and_the_plot_shows_the_last_step(make_window, tiny_checkpoints, wait_for):
+def test_a_run_completes_every_pixel_and_ends_with_the_nll_of_each_sample(make_window, tiny_checkpoints, wait_for):
     window = make_window("small-pixelcnn")
     view = sample_view(window, count=3, speed=SPEED_STEPS + 1)
     view.run_to_end()
@@ -38,8 +38,13 @@ def test_a_run_completes_every_pixel_and_the_plot_shows_the_last_step(make_windo
     # what is on screen is the final canvas, tiled
     expected = tile_rgb(step.image, 2, view.layout_grid, view.frame.drawn)
     np.testing.assert_array_equal(view.grid.image, expected)
-    # the bars are p(x_i = 1) of the last pixel for each image
-    np.testing.assert_allclose(view.plot.heights, step.probs[:, 0, 1])
+    # at the end, the bars are -log p(sample) of each image under the model: the score of the finished canvas
+    from app.core.scoring import score
+
+    expected_nll = score(view.loaded.model, step.image.astype(np.float32)).nll_nats
+    np.testing.assert_allclose(view.plot.heights, expected_nll, rtol=1e-4)
+    np.testing.assert_allclose(view.frame.nll, expected_nll, rtol=1e-4)
+    assert "nats per image" in view.pixel_label.text() and "bits/dim" in view.pixel_label.text()
     assert "done: step 64 of 64" in view.status.text()
 
 

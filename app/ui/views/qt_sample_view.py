@@ -251,7 +251,10 @@ class QtSampleView(PlaybackMixin, QWidget):
         rank = self._rank() if self.controls.overlay.isChecked() and not step.done else None
         self.grid.set_rgb(tile_rgb(step.image, model.num_values, self.layout_grid, frame.drawn, rank))
         self._mark(step.positions, n, step.done)
-        self._plot(step)
+        if step.done and frame.nll is not None:
+            self._plot_nll(frame.nll)
+        else:
+            self._plot(step)
         self._status(step)
 
     def _mark(self, positions: np.ndarray, n: int, done: bool) -> None:
@@ -296,6 +299,28 @@ class QtSampleView(PlaybackMixin, QWidget):
             self.plot.set_title(f"p(xᵢ = k | x<ᵢ), image {f + 1}, step {step.index + 1} / {step.total}")
             self.legend.setText("The model's distribution over the values of the pixel being drawn in the outlined "
                                 "image (click another image to follow it); the dotted line is the value drawn.")
+
+    def _plot_nll(self, nll: np.ndarray) -> None:
+        """At the end of a run: how likely each finished sample is under the model, beside its test images."""
+        loaded = self.loaded
+        dims = int(np.prod(loaded.model.shape))
+        test = loaded.info.meta.get("test_nll_nats")
+        reference = float(test) if isinstance(test, (int, float)) and math.isfinite(test) else None
+        data = loaded.dataset.title if loaded.dataset is not None else str(loaded.info.meta.get("dataset", "its data"))
+        self.plot.show_values(nll, "−log p(sample), nats", self.focus, reference,
+                              f"test images: {reference:.1f}" if reference is not None else "")
+        self.plot.set_title("NLL of each sample under the model, nats per image")
+        mean = float(np.mean(nll))
+        self.pixel_label.setText(f"Done: these samples average {mean:.1f} nats per image "
+                                 f"({mean / (dims * math.log(2)):.4f} bits/dim); image {self.focus + 1}: "
+                                 f"{float(nll[self.focus]):.1f}")
+        temperature = self.controls.temperature_value
+        self.legend.setText(
+            "−log p(x) of each finished sample under the model itself (the product of the conditionals it drew "
+            "from, before the temperature)"
+            + (f"; the dashed line is its mean NLL on the test images of {data}." if reference is not None else ".")
+            + (" Below temperature 1 the samples are likelier than test images; above, less." if temperature != 1
+               else ""))
 
     def _status(self, step) -> None:
         now = time.perf_counter()
