@@ -400,7 +400,7 @@ class QtTrainView(QWidget):
         if record is not None and record.test is not None:
             t = record.test
             parts.append(f"test NLL {t['nll_nats']:.2f} ± {t['nll_nats_stderr']:.2f} nats per image "
-                         f"({t['bits_per_dim']:.4f} bits/dim) on {t.get('num_images', '')} test images of "
+                         f"({t['bits_per_dim']:.4f} bits/dim) on {int(t.get('num_images', 0)):,} test images of "
                          f"{t.get('dataset', plan.dataset)}")
         parts.append(f"checkpoint: {record.out}" if written else "no checkpoint was written (no validation yet)")
         self.result.setText(" · ".join(parts))
