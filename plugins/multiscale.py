@@ -50,6 +50,15 @@ def num_levels(height: int, width: int, base: int) -> int:
     return levels
 
 
+def auto_base(height: int, width: int) -> int:
+    """The base grid's height when the hyperparameter ``base`` is 0: the image height halved as many times as
+    height and width allow together (28x28 -> 7, 56x56 -> 7, 8x8 -> 1)."""
+    ratio = 1
+    while height % (2 * ratio) == 0 and width % (2 * ratio) == 0:
+        ratio *= 2
+    return height // ratio
+
+
 def multiscale_plan(height: int, width: int, levels: int) -> list[np.ndarray]:
     """Groups of flat positions: the base grid pixel by pixel (raster), then 3 groups per doubling."""
     index = np.arange(height * width).reshape(height, width)
@@ -118,7 +127,8 @@ class MultiscalePixelCNN(ARModel):
         if config.channels != 1:
             raise ValueError("this multiscale PixelCNN models single-channel images (binary or grey)")
         hp = config.hparams
-        self.levels = num_levels(config.height, config.width, int(hp.get("base", 7)))
+        base = int(hp.get("base", 7)) or auto_base(config.height, config.width)
+        self.levels = num_levels(config.height, config.width, base)
         params = self.likelihood.params_per_dim
         self.base = BasePixelCNN(
             int(hp.get("base_channels", 32)), int(hp.get("base_layers", 3)), int(hp.get("base_kernel", 5)), params
@@ -227,7 +237,7 @@ SPEC = ModelSpec(
         "base": 7, "base_channels": 32, "base_layers": 3, "base_kernel": 5, "channels": 48, "dilations": [1, 2, 4, 8],
     },
     tiny_hparams={
-        "base": 1, "base_channels": 6, "base_layers": 1, "base_kernel": 3, "channels": 6, "dilations": [1, 2],
+        "base": 0, "base_channels": 6, "base_layers": 1, "base_kernel": 3, "channels": 6, "dilations": [1, 2],
         "kit_shape": (1, 4, 4), "kit_norm_shape": (1, 2, 4),
     },
     sampler_modes=("partial",),

@@ -90,3 +90,32 @@ def test_a_plan_that_cannot_run_says_why(tmp_path):
         bad = TrainPlan("pixelcnn", "synthetic-digits", {"layers": "many"}, tmp_path / "y.safetensors")
         list(run_plan(session, bad, RunRecord()))
     assert not (tmp_path / "x.safetensors").exists() and not (tmp_path / "y.safetensors").exists()
+
+
+def _models():
+    from app.core.registry import get_registry
+
+    return sorted(get_registry().models)
+
+
+@pytest.mark.parametrize("name", _models())
+def test_every_model_trains_from_the_app_at_its_tiny_size_on_offline_data(name, tmp_path):
+    """What the Train view's "tiny" size offers builds and trains for every model, on a dataset that needs no
+    download, and the checkpoint it writes loads."""
+    from app.ui.train_jobs import compatible_datasets
+
+    session = Session(device="cpu")
+    spec = session.registry.models[name]
+    offline = [d for d in compatible_datasets(session.registry, spec) if session.registry.datasets[d].offline]
+    assert offline, f"{name} has no dataset that needs no download"
+    hparams = {**spec.default_hparams, **spec.tiny_hparams}
+    ordering = "even-then-odd" if spec.orderings == "build" else None
+    out = tmp_path / f"{name}.safetensors"
+    plan = TrainPlan(name, offline[0], hparams, out, ordering, epochs=0.002, batch_size=16, measure_test=False,
+                     valid_images=16)
+    events = list(run_plan(session, plan, RunRecord()))
+    assert events[-1].kind == "done" and out.exists()
+    loaded = session.load(out)
+    assert loaded.model.spec.name == name and loaded.info.meta["dataset"] == offline[0]
+    if ordering:
+        assert loaded.model.ordering.name == ordering

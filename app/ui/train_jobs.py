@@ -43,6 +43,7 @@ class TrainPlan:
     start_from: str | None = None  # the checkpoint whose weights ``start_model`` is a copy of
     start_model: ARModel | None = None
     measure_test: bool = True
+    valid_images: int = VALID_IMAGES  # per validation
 
 
 @dataclass
@@ -102,7 +103,7 @@ def run_plan(session: Session, plan: TrainPlan, record: RunRecord,
         raise ARExplorerError(f"{spec.title} models {', '.join(spec.data_kinds)} data; {dataset.title} is {dataset.kind}")
     record.phase = "loading the data"
     train_split = session.split(dataset, "train")
-    valid_split = session.split(dataset, "valid", VALID_IMAGES) if "valid" in dataset.splits else None
+    valid_split = session.split(dataset, "valid", plan.valid_images) if "valid" in dataset.splits else None
     record.phase = "building the model"
     if plan.start_model is not None:
         source = plan.start_model
@@ -123,7 +124,7 @@ def run_plan(session: Session, plan: TrainPlan, record: RunRecord,
     n = len(train_split.images)
     steps_per_epoch = max(1, n // max(1, plan.batch_size))
     cfg = TrainConfig(epochs=plan.epochs, batch_size=plan.batch_size, lr=plan.lr, max_minutes=plan.minutes or None,
-                      eval_every=max(1, steps_per_epoch // EVALS_PER_EPOCH), valid_limit=VALID_IMAGES,
+                      eval_every=max(1, steps_per_epoch // EVALS_PER_EPOCH), valid_limit=plan.valid_images,
                       eval_seconds=max(5.0, 60.0 * plan.minutes / EVALS_PER_RUN) if plan.minutes else 0.0,
                       log_every=max(1, min(20, steps_per_epoch // 20)))
     meta = {"dataset": dataset.name, "binarization": dataset.binarization}
