@@ -1,4 +1,5 @@
 import json
+import math
 
 import numpy as np
 import torch
@@ -77,17 +78,25 @@ def test_validation_can_also_follow_the_clock(tmp_path):
     assert steps[0] == 1 and steps[-1] == 8 and len(steps) >= 2  # by the clock first, then at the end
 
 
+def test_a_validation_stops_between_batches_when_asked():
+    model, valid = tiny_model(), data(64, 2)
+    seen = []
+    full = validation_nll(model, valid, batch_size=16)
+    assert math.isfinite(full)
+    stopped = validation_nll(model, valid, batch_size=16, should_stop=lambda: seen.append(1) or len(seen) > 2)
+    assert math.isnan(stopped) and len(seen) == 3 and model.training
+
+
 def test_stop_request_ends_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     model = tiny_model()
     train_split, valid_split = data(128, 1), data(32, 2)
     cfg = TrainConfig(epochs=100, batch_size=32, log_every=1, warmup_steps=1)
-    calls = {"n": 0}
-
-    def should_stop():
-        calls["n"] += 1
-        return calls["n"] > 6
-
-    events = list(train(model, train_split, valid_split, cfg, tmp_path / "s", should_stop=should_stop))
+    asked = {"stop": False}
+    events = []
+    for event in train(model, train_split, valid_split, cfg, tmp_path / "s", should_stop=lambda: asked["stop"]):
+        events.append(event)
+        if event.kind == "step" and event.step == 6:
+            asked["stop"] = True  # as the Stop button does, between two steps
     assert events[-1].kind == "stopped" and events[-1].step == 6
     assert (tmp_path / "s.safetensors").exists()  # written at the first epoch's validation
     assert json.loads((tmp_path / "s.json").read_text())["steps"] == 4

@@ -88,8 +88,10 @@ def _world() -> tuple[int, int]:
     return 0, 1
 
 
-def validation_nll(model: ARModel, data: DataSplit, batch_size: int = 500, limit: int = 0) -> float:
-    """Mean NLL (nats per image) of ``data`` under ``model``, in float32 with autograd off."""
+def validation_nll(model: ARModel, data: DataSplit, batch_size: int = 500, limit: int = 0,
+                   should_stop: Callable[[], bool] | None = None) -> float:
+    """Mean NLL (nats per image) of ``data`` under ``model``, in float32 with autograd off; NaN when
+    ``should_stop()`` turns true between two batches."""
     model.eval()
     device = model.device
     images = data.images if not limit else data.images[:limit]
@@ -97,6 +99,9 @@ def validation_nll(model: ARModel, data: DataSplit, batch_size: int = 500, limit
     total, count = 0.0, 0
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
+            if should_stop is not None and should_stop():
+                model.train()
+                return math.nan
             x = torch.as_tensor(images[start : start + batch_size], device=device).float()
             y = torch.as_tensor(labels[start : start + batch_size], device=device) if labels is not None else None
             cond = derive_condition(model.config.condition, x, y, model.num_values)
@@ -176,6 +181,8 @@ def train(
     autocast = device.type == "cuda" and cfg.precision == "bf16"
     start = time.perf_counter()
     last_eval, last_eval_step, eval_cost = start, 0, 0.0
+    # One process may stop within a validation (in batches of 100); ranks of several must validate alike.
+    stoppable = {"should_stop": should_stop, "batch_size": 100} if world == 1 else {}
     step, seen, window_loss, window_count, window_start = 0, 0, 0.0, 0, start
     model.train()
     perm = torch.randperm(n, generator=generator)
@@ -252,7 +259,7 @@ def train(
         timely = world == 1 and cfg.eval_seconds > 0 and time.perf_counter() - last_eval >= interval
         if valid_data is not None and (step % eval_every == 0 or step == total_steps or timely):
             began = time.perf_counter()
-            valid = validation_nll(model, valid_data, limit=cfg.valid_limit) if rank == 0 else math.nan
+            valid = validation_nll(model, valid_data, limit=cfg.valid_limit, **stoppable) if rank == 0 else math.nan
             last_eval, last_eval_step = time.perf_counter(), step  # the next timely one counts from here
             eval_cost = last_eval - began
             history.append(
