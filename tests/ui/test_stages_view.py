@@ -64,6 +64,12 @@ def test_multiscale_stages_fill_in_55_network_calls(make_window, checkpoint_dir,
     np.testing.assert_array_equal(view.panels[2].pixels.image, expected)
     # the coarser panels show the same samples, subsampled
     np.testing.assert_array_equal(final.images[1], image[:, :, ::2, ::2])
+    # -log p of each sample, accumulated over the 55 calls, is the model's NLL of the finished image
+    from app.core.scoring import score
+
+    expected = score(view.loaded.model, image.astype(np.float32)).nll_nats
+    np.testing.assert_allclose(view.frame.nll, expected, rtol=1e-4)
+    assert f"{expected.mean():.1f} nats per image on average" in view.status.text()
 
 
 def test_hierarchy_shows_the_grey_stage_then_the_colour_stage(make_window, checkpoint_dir, wait_for):

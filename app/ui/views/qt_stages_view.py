@@ -297,6 +297,11 @@ class QtStagesView(PlaybackMixin, QWidget):
             return (f"{state}: network call {staged.network_calls} of {self.staged.total_calls}, {stage.name} "
                     f"(drawing {len(staged.dims)} dimension(s) at once)")
         text = f"done: {staged.network_calls} network calls (one dimension per call: {per_call})"
+        nll = self.frame.nll if self.frame is not None else None
+        if nll is not None and len(nll):
+            given = " given the condition" if self.loaded.model.config.condition is not None else ""
+            stages = " over all stages" if len(self.staged.stages) > 1 else ""
+            text += f"; −log p of the samples{stages}{given}: {float(np.mean(nll)):.1f} nats per image on average"
         return text + self._agreement_text(staged)
 
     def _agreement_text(self, staged: StagedFrame) -> str:
