@@ -131,6 +131,7 @@ class QtMainWindow(QMainWindow):
     def _connect(self) -> None:
         ctx = self.context
         ctx.model_changed.connect(self._on_model_changed)
+        ctx.checkpoints_changed.connect(self.refresh_checkpoints)  # a view trained one: the picker lists it
         ctx.device_changed.connect(self._on_device_changed)
         ctx.noticed.connect(self._on_notice)
         ctx.image_sent.connect(self._on_image_sent)

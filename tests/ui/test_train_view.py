@@ -40,6 +40,8 @@ def test_a_run_draws_its_curves_and_its_checkpoint_opens(make_window, tiny_check
     out = view.record.out
     assert out.parent == checkpoint_dir and out.exists()
     assert out.stem in {info.name for info in window.context.checkpoints()}
+    picker = window.toolbar.checkpoints
+    assert picker.findData(out.stem) >= 0  # listed in the picker at once, with no reload
     assert view.open_button.isEnabled()
     view.open_result()
     wait_for(lambda: window.context.loaded is not None and window.context.loaded.name == out.stem)
