@@ -65,5 +65,5 @@ if [ "$(stat -c %s "$OUT/checkpoints.tar")" -gt $(( 15 * 1024 * 1024 )) ]; then 
   split -b 15m -d "$OUT/checkpoints.tar" "$OUT/checkpoints.tar.part" && rm "$OUT/checkpoints.tar"
 fi
 tar czf "$OUT/logs.tgz" -C "$OUT" logs train.log gpu_check.err 2>/dev/null
-rm -rf "$OUT/logs"
+rm -rf "$OUT/logs" "$OUT/train.log" "$OUT/gpu_check.err"  # at most 8 files come back: 3 and the checkpoints
 log "packed: $(du -h "$OUT/checkpoints.tar" | cut -f1) of checkpoints; $(left) s of the budget left"
