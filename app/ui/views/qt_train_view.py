@@ -13,6 +13,8 @@ from __future__ import annotations
 import copy
 import json
 import math
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
@@ -69,6 +71,7 @@ class QtTrainView(QWidget):
         self._scale = 1.0
         self._stale = True
         self._data_present: dict[str, bool] = {}
+        self.output_dir: Path | None = None  # where runs write; None: the user's checkpoint folder
         self._build()
         self.timer = QTimer(self)
         self.timer.setInterval(POLL_MS)
@@ -313,7 +316,7 @@ class QtTrainView(QWidget):
     def _destination_text(self) -> str:
         from plugins.checkpoints import user_checkpoint_dir
 
-        return (f"The best checkpoint by validation NLL goes to {user_checkpoint_dir()} and joins the checkpoint list; "
+        return (f"The best checkpoint by validation NLL goes to {self.output_dir or user_checkpoint_dir()} and joins the checkpoint list; "
                 "shipped checkpoints are never written over.")
 
     def make_plan(self) -> TrainPlan:
@@ -328,7 +331,8 @@ class QtTrainView(QWidget):
         ordering = self.ordering_box.currentData() if spec.orderings == "build" else None
         loaded = self.context.loaded if self.continue_box.isChecked() else None
         start_model = copy.deepcopy(loaded.model) if loaded is not None else None  # the app's copy stays as it is
-        out = output_path(user_checkpoint_dir(), output_stem(spec.name, dataset, ordering, loaded and loaded.name))
+        folder = self.output_dir or user_checkpoint_dir()
+        out = output_path(folder, output_stem(spec.name, dataset, ordering, loaded and loaded.name))
         return TrainPlan(spec.name, dataset, parse_hparams(self.hparams.text()), out, ordering,
                          float(self.epochs.value()), int(self.batch.value()), float(self.lr.value()),
                          float(self.minutes.value()), loaded and loaded.name, start_model, self.measure.isChecked())
@@ -423,7 +427,9 @@ class QtTrainView(QWidget):
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def default_action(self) -> None:
-        """What ``--screenshot --view train`` shows: a tiny version of the open model training for a while."""
+        """What ``--screenshot --view train`` shows: a tiny version of the open model training for a while, into
+        a temporary folder (a screenshot leaves no checkpoint in the user's list)."""
+        self.output_dir = Path(tempfile.mkdtemp(prefix="ar-explorer-train-"))
         self.size_box.setCurrentIndex(1)
         self.minutes.setValue(0.5)
         if self._problem() is not None:  # the open model's data is not here: the first dataset that is
