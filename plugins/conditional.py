@@ -92,7 +92,12 @@ class SpatialConditionGatedPixelCNN(GatedPixelCNN):
         self.encoder = ImageConditionEncoder(condition_channels(cond), cond.num_values, features)
         for layer in self.layers:
             # The gated layer adds ``class_bias(cond)`` to both stacks' pre-activations (2 * channels of them).
+            # Zero at first, as the class-conditional model's label biases: the condition starts neutral, so
+            # weights carried over from an unconditional Gated PixelCNN (``train --init-from``) start exactly
+            # where that model was, and only the conditioning has to be learned.
             layer.class_bias = nn.Conv2d(features, 2 * channels, 1)
+            nn.init.zeros_(layer.class_bias.weight)
+            nn.init.zeros_(layer.class_bias.bias)
 
     def condition_features(self, cond: Tensor, size: tuple[int, int]) -> Tensor:
         """``(B, F, H, W)``: what the gated layers' biases are computed from (the cached sampler uses it too)."""

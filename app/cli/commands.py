@@ -234,6 +234,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"building {spec.title} with these hyperparameters failed: {type(exc).__name__}: {exc}"
             ) from None
         meta = {"dataset": dataset.name, "binarization": dataset.binarization}
+        if args.init_from:
+            meta["init_from"] = _warm_start(model, args.init_from, session, rank)
     cfg = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, max_minutes=args.max_minutes,
         eval_every=args.eval_every, seed=args.seed, precision=args.precision, log_every=args.log_every,
@@ -277,6 +279,21 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         dist.destroy_process_group()
     return 0
+
+
+def _warm_start(model, ref: str, session, rank: int) -> dict[str, Any]:
+    """``--init-from``: the tensors of another checkpoint that fit, the rest as built; what was done, for the JSON."""
+    from app.core.checkpoints import carry_weights, load_checkpoint
+
+    source, info = load_checkpoint(ref, session.registry, "cpu")
+    carried, left = carry_weights(model, source)
+    if rank == 0:
+        print(f"warm start from {info.name}: {len(carried)} tensors carried over, {len(left)} left as built"
+              f"{' (' + ', '.join(left[:4]) + (', ...' if len(left) > 4 else '') + ')' if left else ''}",
+              file=sys.stderr)
+    return {"checkpoint": info.name, "model": info.model, "dataset": info.meta.get("dataset"),
+            "test_nll_nats": info.meta.get("test_nll_nats"), "tensors_carried": len(carried),
+            "tensors_left_as_built": left}
 
 
 # sample ----------------------------------------------------------------------------------------------------------
@@ -467,6 +484,8 @@ def register(sub: argparse._SubParsersAction, add_common) -> None:
     p.add_argument("--hparam", action="append", metavar="KEY=VALUE", help="hyperparameter (JSON value), repeatable")
     p.add_argument("--out", default=None, help="checkpoint path (default: the user checkpoint folder)")
     p.add_argument("--resume", action="store_true", help="continue from --out if it exists")
+    p.add_argument("--init-from", default=None, metavar="CHECKPOINT",
+                   help="start from another checkpoint's weights wherever a layer has the same name and shape")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     p.add_argument("--no-test", action="store_true", help="skip the test-set evaluation at the end")

@@ -53,7 +53,8 @@ def _register_extensions(sub: argparse._SubParsersAction) -> None:
     """Commands that live in their own modules (each adds itself if it is present)."""
     import importlib
 
-    for module_name in ("app.cli.bench_command", "app.cli.complete_command", "app.cli.fisher_command"):
+    for module_name in ("app.cli.bench_command", "app.cli.complete_command", "app.cli.fisher_command",
+                        "app.cli.lessons_command"):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:

@@ -193,7 +193,11 @@ def read_header(weights: Path) -> dict[str, Any]:
     try:
         with open(weights, "rb") as handle:
             raw_len = handle.read(8)
-            if _looks_like_pickle(raw_len):
+            # A safetensors header is JSON: its first byte is "{". Only a file that is not one is tested for the
+            # pickle and zip signatures, which a header length can spell by chance (896 bytes is 80 03 00 ..).
+            first = handle.read(1)
+            handle.seek(8)
+            if first != b"{" and _looks_like_pickle(raw_len):
                 raise CheckpointError(
                     f"{weights.name} is a pickle or PyTorch file under a .safetensors name; AR Explorer never "
                     "unpickles files, because loading a pickle can run arbitrary code"
@@ -389,6 +393,26 @@ def load_checkpoint(
         raise CheckpointError(f"the weights in {source} do not load: {' '.join(str(exc).split())[:200]}") from None
     model.eval()
     return model.to(device), info
+
+
+def carry_weights(model: ARModel, source: ARModel) -> tuple[list[str], list[str]]:
+    """Copy into ``model`` every tensor of ``source`` with the same name and shape (a warm start).
+
+    Returns the names carried over and the names of ``model`` left as built (new layers, such as the
+    conditioning of a conditional model started from an unconditional one). Refuses a start that carries
+    nothing: the two models then share no layer, and the start would be a silent fresh one.
+    """
+    target = model.state_dict()
+    found = source.state_dict()
+    carried = sorted(k for k, v in found.items() if k in target and tuple(target[k].shape) == tuple(v.shape))
+    if not carried:
+        raise CheckpointError(
+            f"{source._title()} shares no layer of the same name and shape with {model._title()}: nothing to carry over"
+        )
+    with torch.no_grad():
+        for key in carried:
+            target[key].copy_(found[key].to(target[key].dtype))
+    return carried, sorted(set(target) - set(carried))
 
 
 def _refuse_mismatch(info: CheckpointInfo, problems: list[str]) -> None:

@@ -44,7 +44,7 @@ class TrainConfig:
     valid_limit: int = 0  # validate on at most this many images (0 = all)
     log_every: int = 20
     seed: int = 0
-    precision: str = "fp32"  # fp32 | bf16 (autocast on CUDA)
+    precision: str = "fp32"  # fp32 | bf16 (autocast, on CUDA and on CPUs with bf16 arithmetic)
     half_checkpoint: bool = True  # store weights in float16 where it changes no measured NLL
 
 
@@ -178,7 +178,7 @@ def train(
     # begin again with the images that run began with, and a run shorter than an epoch would see only those.
     generator = torch.Generator().manual_seed(cfg.seed + start_step)
     order_generator = torch.Generator().manual_seed(cfg.seed + 1000 + rank + start_step)
-    autocast = device.type == "cuda" and cfg.precision == "bf16"
+    autocast = cfg.precision == "bf16" and device.type in ("cuda", "cpu")
     start = time.perf_counter()
     last_eval, last_eval_step, eval_cost = start, 0, 0.0
     # One process may stop within a validation (in batches of 100); ranks of several must validate alike.
@@ -234,7 +234,7 @@ def train(
         ordering = model.training_ordering(order_generator)
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr * _lr_factor(cfg, start_step + step, start_step + total_steps, elapsed)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             loss = wrapped(x, cond, ordering)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
