@@ -65,15 +65,28 @@ class MADE(ARModel):
         )
         # Output d, parameter p sits at index d * out_params + p.
         self._mask_counter = 0
+        # Direct connections (a masked linear map from the inputs to the outputs, as in NADE and FVSBN): every
+        # output sees every dimension before it, whatever the hidden units' degrees. Without them an ordering
+        # whose first steps are blank pixels (raster: five empty rows) leaves the hidden units of low degree
+        # nothing to see, and MADE's NLL depends on the ordering by up to 10 nats.
+        self.direct = None
+        if hp.get("direct", False):
+            out_deg = np.repeat(in_degree, self.out_params)
+            mask = torch.as_tensor((out_deg[:, None] > in_degree[None, :]).astype(np.float32))
+            self.direct = MaskedLinear(d, d * self.out_params, mask[None])
+            nn.init.zeros_(self.direct.weight)
+            nn.init.zeros_(self.direct.bias)
 
     def _log_probs_one(self, x: Tensor, mask_index: int) -> Tensor:
         """``(B, D, K)`` log-probabilities of every value of every dimension under one mask."""
         b = x.shape[0]
-        h = self.normalize(x).reshape(b, -1)
+        inputs = h = self.normalize(x).reshape(b, -1)
         for i, layer in enumerate(self.layers):
             h = layer(h, mask_index)
             if i < len(self.layers) - 1:
                 h = F.relu(h)
+        if self.direct is not None:
+            h = h + self.direct(inputs, 0)
         h = h.reshape(b, -1, self.out_params)
         if self.out_params == 1:
             return torch.cat([F.logsigmoid(-h), F.logsigmoid(h)], dim=-1)
@@ -112,13 +125,15 @@ SPEC = ModelSpec(
     description=(
         "A masked autoencoder: one fully connected network whose weight masks enforce the autoregressive "
         "property, so all conditionals come from a single forward pass. The ordering is chosen when the model "
-        "is built; several connectivity masks can be trained at once and ensembled at test time."
+        "is built; several connectivity masks can be trained at once and ensembled at test time. Direct "
+        "connections from the inputs to the outputs (masked the same way) let every output see all the "
+        "dimensions before it."
     ),
     build=MADE,
     orderings="build",
     lecture_section="Lecture 2, Masked Autoencoder for Distribution Estimation (MADE)",
     data_kinds=("binary", "grey", "colour"),
-    default_hparams={"hidden": [500], "num_masks": 1, "mask_seed": 0},
+    default_hparams={"hidden": [500], "num_masks": 1, "mask_seed": 0, "direct": True},
     tiny_hparams={"hidden": [32, 32], "num_masks": 3},
     paper_nll="88.40 (1 mask), 86.64 (32 masks)",
 )
