@@ -67,6 +67,8 @@ def test_images_are_rows_of_digits_that_read_as_a_picture(tmp_path):
     values[0, 1, 1:3] = 1
     data = session_to_dict(SessionState(drawing=SessionImage(values, 2)))
     assert data["drawing"]["rows"] == ["0000", "0110", "0000"]
+    text = save_session(SessionState(drawing=SessionImage(values, 2)), tmp_path / "d.arsession").read_text()
+    assert '\n      "0110",\n' in text, "each row on a line of its own: the drawing reads as a picture"
     grey = np.array([[[0, 255], [16, 7]]], np.uint8)
     data = session_to_dict(SessionState(drawing=SessionImage(grey, 256)))
     assert data["drawing"]["rows"] == ["00ff", "1007"]  # two hex digits per pixel over 16 levels
@@ -171,6 +173,8 @@ def test_a_checkpoint_path_is_found_beside_the_session_file(tmp_path):
     assert resolve_checkpoint(ref, [], tmp_path) == str(tmp_path / "mine.safetensors")
     assert resolve_checkpoint(CheckpointRef("mine"), [], tmp_path) == str(tmp_path / "mine.safetensors")
     assert resolve_checkpoint(CheckpointRef("/elsewhere/gated.safetensors"), ["gated"]) == "gated"
+    # saved with an absolute path on another machine, sent with its checkpoint file in the same folder
+    assert resolve_checkpoint(CheckpointRef("/home/ann/mine.safetensors"), [], tmp_path) == str(tmp_path / "mine.safetensors")
     assert resolve_checkpoint(CheckpointRef("absent"), ["gated"], tmp_path) is None
 
 

@@ -251,12 +251,24 @@ def session_from_dict(data: object) -> SessionState:
 def save_session(state: SessionState, path: str | Path) -> Path:
     """Write ``state`` to ``path`` atomically (a crash never leaves half a file); returns the path."""
     path = Path(path)
-    text = json.dumps(session_to_dict(state), indent=1, ensure_ascii=False)
+    text = _pretty(session_to_dict(state))
     try:
         atomic_write_text(path, text + "\n")
     except OSError as exc:
         raise SessionError(f"cannot write the session {path.name}: {' '.join(str(exc).split())}") from None
     return path
+
+
+def _pretty(value: Any, indent: str = "") -> str:
+    """JSON laid out for people: an object's keys one per line, image rows one per line (so a drawing reads
+    as a picture), and any other list (an ordering's 784 pairs) on one line, so the file stays small."""
+    inner = indent + "  "
+    if isinstance(value, dict) and value:
+        items = [f"{inner}{json.dumps(k)}: {_pretty(v, inner)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + indent + "}"
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return "[\n" + ",\n".join(inner + json.dumps(v, ensure_ascii=False) for v in value) + "\n" + indent + "]"
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":") if isinstance(value, list) else (", ", ": "))
 
 
 def load_session(path: str | Path) -> SessionState:
@@ -309,6 +321,10 @@ def resolve_checkpoint(ref: CheckpointRef, names: list[str], base_dir: str | Pat
     candidates = [path] if path.is_absolute() else [Path(base_dir) / path, path] if base_dir else [path]
     for candidate in candidates:
         for option in (candidate, candidate.with_suffix(".safetensors")):
+            if option.is_file():
+                return str(option)
+    if base_dir is not None and path.is_absolute():  # sent together: the checkpoint beside the session file
+        for option in (Path(base_dir) / path.name, (Path(base_dir) / path.name).with_suffix(".safetensors")):
             if option.is_file():
                 return str(option)
     stem = path.name.removesuffix(".safetensors").removesuffix(".json")

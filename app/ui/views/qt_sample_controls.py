@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.model import ARModel
+from app.core.session_file import SamplingSettings
 from app.ui.formatting import rate_text
 
 SPEED_STEPS = 30  # slider positions 0..30 are 10 ** (pos / 10) pixels/s (1 to 1000); one more is "max"
@@ -146,6 +147,30 @@ class QtSampleControls(QWidget):
         return box
 
     # -- state ---------------------------------------------------------------------------------------------
+    def apply_settings(self, settings: SamplingSettings) -> list[str]:
+        """Show a session's settings (without starting anything); sentences for what did not fit."""
+        notes = []
+        for box, value, what in ((self.seed, settings.seed, "seed"), (self.count, settings.images, "number of images")):
+            box.setValue(value)
+            if box.value() != value:
+                notes.append(f"the {what} {value} is outside {box.minimum()}..{box.maximum()}; {box.value()} is used")
+        self.temperature.setValue(int(round(settings.temperature * 100)))
+        if abs(self.temperature_value - settings.temperature) > 0.005:
+            notes.append(f"the temperature {settings.temperature:g} is outside the slider's 0..3; "
+                         f"{self.temperature_value:g} is used")
+        index = self.mode.findData(settings.mode)
+        if index < 0:
+            notes.append(f"this model has no {settings.mode!r} sampler; {self.mode.currentData()} is used")
+        else:
+            self.mode.setCurrentIndex(index)
+        if settings.label is not None and self.label.count():
+            index = self.label.findData(settings.label)
+            if index < 0:
+                notes.append(f"this model has no class {settings.label}")
+            else:
+                self.label.setCurrentIndex(index)
+        return notes
+
     def set_model(self, model: ARModel | None) -> None:
         """Offer the modes and classes this model has."""
         self.mode.clear()

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QMenu, QSplitter, QVBoxLayout
 
 from app.core.sampling import sample_steps
 from app.core.session import LoadedModel
+from app.core.session_file import SamplingSettings, SessionState
 from app.ui import theme
 from app.ui.context import AppContext
 from app.ui.formatting import position_text, rate_text
@@ -43,6 +44,7 @@ class QtSampleView(PlaybackMixin, QWidget):
         self.layout_grid: GridLayout | None = None
         self._rate_probe: tuple[float, int] | None = None
         self._rate = float("nan")
+        self._pending_run: tuple[str, int] | None = None  # a session's run, started when the tab is shown
         self._build()
         self._actions = self._build_actions()
         self.timer = QTimer(self)
@@ -357,6 +359,46 @@ class QtSampleView(PlaybackMixin, QWidget):
         menu.addAction(f"Inspect pixel ({row}, {col}) of this image",
                        lambda: self.context.send_image("inspect", image, label, (0, row, col)))
         menu.popup(self.cursor().pos())
+
+    # -- session files -------------------------------------------------------------------------------------
+    def session_state(self) -> dict:
+        """The settings, and how far the run on screen had come (a session reopens it there)."""
+        c = self.controls
+        run, step = "idle", 0
+        if self.frame is not None:
+            step = self.frame.step.index + 1
+            run = "done" if self.frame.step.done else ("playing" if self.active() and self.worker.playing else "paused")
+        return {"sampling": SamplingSettings(c.seed_value, c.temperature_value, c.count_value, c.mode_value,
+                                             c.label_value, run, step)}
+
+    def restore_session(self, state: SessionState) -> list[str]:
+        """Take the session's settings; its run starts again (same seed, same digits) once the tab is shown."""
+        settings = state.sampling
+        if settings is None or self.loaded is None:
+            return []
+        self.stop()
+        notes = self.controls.apply_settings(settings)
+        self.controls.mark_settled()
+        self._show_blank()
+        self._pending_run = (settings.run, settings.step)
+        if self.isVisible():
+            self._resume_pending_run()
+        return notes
+
+    def _resume_pending_run(self) -> None:
+        run, step = self._pending_run or ("idle", 0)
+        self._pending_run = None
+        if run == "done":
+            self.run_to_end()
+        elif run == "playing":
+            self.play_pause()
+        elif run == "paused" and step > 0:
+            self.step(step)
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        if self._pending_run is not None:
+            self._resume_pending_run()
 
 
 __all__ = ["QtSampleView"]

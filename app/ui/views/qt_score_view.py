@@ -17,6 +17,7 @@ from app.core.errors import ImageError
 from app.core.images import load_image
 from app.core.sampling import sample
 from app.core.session import LoadedModel
+from app.core.session_file import SessionImage, SessionState, fit_image
 from app.ui import theme
 from app.ui.context import AppContext, SentImage
 from app.ui.example_images import Examples, synthetic_images, test_images
@@ -456,6 +457,30 @@ class QtScoreView(QWidget):
                 self.load_file(url.toLocalFile())
                 event.acceptProposedAction()
                 return
+
+    # -- session files -------------------------------------------------------------------------------------
+    def session_state(self) -> dict:
+        """The image on the canvas, where it came from, and the class it is scored under."""
+        if self.loaded is None:
+            return {}
+        canvas = self.canvas
+        return {"drawing": SessionImage(canvas.values.copy(), canvas.num_values, self.source, self.tools.label_value)}
+
+    def restore_session(self, state: SessionState) -> list[str]:
+        """Put the session's drawing on the canvas, converted to this model's levels where it must be."""
+        drawing = state.drawing
+        if drawing is None or self.loaded is None:
+            return []
+        model = self.loaded.model
+        values, note = fit_image(drawing, tuple(model.shape), model.num_values)
+        if values is None:
+            return [f"the drawing was not restored: {note}"]
+        if drawing.label is not None and self.tools.label.count():
+            self.tools.label.setCurrentIndex(max(self.tools.label.findData(drawing.label), 0))
+        source = drawing.source or "the session's drawing"
+        self._describe_source(source)
+        self._set_image(values, source)
+        return [f"the drawing was {note}"] if note else []
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def default_action(self) -> None:
