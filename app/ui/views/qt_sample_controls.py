@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from app.core.model import ARModel
 from app.core.session_file import SamplingSettings
 from app.ui.formatting import rate_text
+from app.ui.views.qt_sampler_comparison import COMPARE
 
 SPEED_STEPS = 30  # slider positions 0..30 are 10 ** (pos / 10) pixels/s (1 to 1000); one more is "max"
 DEFAULT_SPEED = 18  # about 60 pixels/s: a 28x28 digit in 13 s, slow enough to follow
@@ -128,7 +129,8 @@ class QtSampleControls(QWidget):
         self.count.editingFinished.connect(lambda: self._edited(self.count))
         form.addRow("Images", self.count)
         self.mode = QComboBox()
-        self.mode.setToolTip("naive re-runs the network at every step; cached reuses activations (same result)")
+        self.mode.setToolTip("naive re-runs the network at every step; cached reuses activations (same result); "
+                             "side by side runs both at once on the same seed")
         self.mode.activated.connect(lambda _: self.settings_changed.emit())
         form.addRow("Sampler", self.mode)
         self.label = QComboBox()
@@ -177,6 +179,8 @@ class QtSampleControls(QWidget):
         modes = ["auto", "naive", *model.spec.sampler_modes] if model is not None else ["naive"]
         for mode in dict.fromkeys(modes):
             self.mode.addItem(mode, mode)
+        if model is not None and model.spec.sampler_modes:  # the lecture's point about caching, side by side
+            self.mode.addItem(f"naive vs {model.spec.sampler_modes[0]}", COMPARE)
         self.mode.setEnabled(len(modes) > 2)
         condition = model.config.condition if model is not None else None
         is_class = condition is not None and condition.kind == "class"
