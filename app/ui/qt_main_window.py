@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.session import LoadedModel
-from app.ui import session_io, theme
+from app.ui import export, session_io, theme
 from app.ui import views as view_registry
 from app.ui.context import AppContext, Notice, SentImage
 from app.ui.preferences import SCALES
@@ -38,6 +38,7 @@ SHORTCUTS_HELP = """<h3>Keyboard</h3><table cellpadding=4>
 <tr><td><b>Ctrl+1, 2, 3…</b></td><td>switch view</td></tr>
 <tr><td><b>F2</b></td><td>choose the checkpoint</td></tr>
 <tr><td><b>Ctrl+S / Ctrl+Shift+O</b></td><td>save / open a session file</td></tr>
+<tr><td><b>Ctrl+E / Ctrl+Shift+C</b></td><td>save / copy the figure under the mouse (PNG, plots also SVG)</td></tr>
 </table>"""
 
 
@@ -107,6 +108,8 @@ class QtMainWindow(QMainWindow):
         file_menu.addSeparator()
         self._action(file_menu, "Open session…", lambda: session_io.choose_and_open(self), "Ctrl+Shift+O")
         self._action(file_menu, "Save session…", lambda: session_io.choose_and_save(self), QKeySequence.StandardKey.Save)
+        file_menu.addSeparator()
+        self.exporter = export.install(self, file_menu)
         file_menu.addSeparator()
         self._action(file_menu, "Quit", self.close, QKeySequence.StandardKey.Quit)
         view_menu = self.menuBar().addMenu("&View")

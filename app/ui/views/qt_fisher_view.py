@@ -68,6 +68,7 @@ class QtImageSlot(QWidget):
         self.source = "nothing yet"
         self.canvas = QtDrawingCanvas()
         self.canvas.setMinimumSize(160, 160)
+        self.canvas.setAccessibleName(f"image {title}")
         self.caption = QLabel(f"{title}: draw, or pick one")
         self.caption.setWordWrap(True)
         self.buttons: dict[str, QPushButton] = {}
@@ -126,6 +127,7 @@ class QtFisherView(QWidget):
         self.slot_a = QtImageSlot("A")
         self.slot_b = QtImageSlot("B")
         self.strips = QtPixelView(min_size=200)
+        self.strips.setAccessibleName("interpolation strips")
         self.steps = QSpinBox()
         self.steps.setRange(2, 16)
         self.steps.setValue(8)

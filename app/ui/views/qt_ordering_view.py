@@ -89,6 +89,7 @@ class QtOrderingView(QWidget):
     def _build(self) -> None:
         self.tools = QtOrderingTools()
         self.grid = QtOrderingGrid()
+        self.grid.setAccessibleName("ordering")
         self.cell_label = QLabel("Hover over a pixel to see its step.")
         self.validation = QLabel()
         for label in (self.cell_label, self.validation):
@@ -116,6 +117,7 @@ class QtOrderingView(QWidget):
     def _build_live(self) -> QWidget:
         self.live_box = QGroupBox("Under this ordering, now")
         self.samples = QtPixelView(min_size=160)
+        self.samples.setAccessibleName("samples under this ordering")
         self.sample_button = QPushButton("Sample again")
         self.sample_button.clicked.connect(self.sample)
         self.score_label = QLabel()

@@ -19,6 +19,7 @@ from app.core.session import LoadedModel
 from app.core.session_file import SamplingSettings, SessionState
 from app.ui import theme
 from app.ui.context import AppContext
+from app.ui.export import FigureExporter, figure_at
 from app.ui.formatting import position_text, rate_text
 from app.ui.qt_distribution_plot import QtDistributionPlot
 from app.ui.qt_pixel_view import QtPixelView
@@ -395,6 +396,10 @@ class QtSampleView(PlaybackMixin, QWidget):
         menu.addAction("Score this image", lambda: self.context.send_image("score", image, label))
         menu.addAction(f"Inspect pixel ({row}, {col}) of this image",
                        lambda: self.context.send_image("inspect", image, label, (0, row, col)))
+        grid = figure_at(self.cursor().pos())
+        if grid is not None:  # for the slides: the whole grid as it is now
+            exporter = FigureExporter(self, lambda: self, lambda text, level: self.context.notify(text, level))
+            exporter.add_actions(menu.addMenu(f"Export the {grid.name}"), grid)
         menu.popup(self.cursor().pos())
 
     # -- session files -------------------------------------------------------------------------------------

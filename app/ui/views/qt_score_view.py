@@ -81,6 +81,8 @@ class QtScoreView(QWidget):
         self.canvas = QtDrawingCanvas()
         self.heatmap = QtPixelView(min_size=200)
         self.colorbar = QtColorBar(INFERNO, "nats")
+        self.canvas.setAccessibleName("your image")
+        self.heatmap.setAccessibleName("per-pixel NLL map")
         self.canvas_caption = QLabel("Your image: exactly what the model sees")
         self.heat_caption = QLabel("−log p(xᵢ | x&lt;ᵢ) of each pixel: bright where the model was surprised")
         self.heat_caption.setTextFormat(Qt.TextFormat.RichText)
