@@ -65,7 +65,8 @@ class SessionImage:
 @dataclass
 class SamplingSettings:
     """The Sample view: seed, temperature, number of images, sampler (``compare``: naive and cached side by
-    side), class label, and where the run was (``run`` one of :data:`RUN_STATES`, ``step`` steps drawn)."""
+    side), class label, where the run was (``run`` one of :data:`RUN_STATES`, ``step`` steps drawn) and its
+    speed (``speed``: pixels per second, ``"max"`` for as fast as the device goes, ``None`` to keep the app's)."""
 
     seed: int = 0
     temperature: float = 1.0
@@ -74,6 +75,7 @@ class SamplingSettings:
     label: int | None = None
     run: str = "idle"
     step: int = 0
+    speed: float | str | None = None
 
 
 @dataclass
@@ -395,6 +397,8 @@ def _sampling(data: object) -> SamplingSettings | None:
         "label": (lambda v: v is None or (_is_int(v) and v >= 0), "a class number (0, 1, ...) or null"),
         "run": (lambda v: v in RUN_STATES, " or ".join(RUN_STATES)),
         "step": (lambda v: _is_int(v) and v >= 0, "a number of steps (0 or more)"),
+        "speed": (lambda v: v is None or v == "max" or (_is_number(v) and 0 < float(v) <= 1e6),
+                  "pixels per second (a positive number) or \"max\""),
     }
     for key, (ok, expected) in checks.items():
         if key in data:

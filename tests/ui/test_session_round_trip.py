@@ -25,6 +25,7 @@ def set_up_a_demo(window, wait_for) -> dict:
     c.temperature.setValue(70)
     c.count.setValue(4)
     c.mode.setCurrentIndex(c.mode.findData("naive"))
+    c.speed.setValue(7)  # 5 pixels/s: slow motion
     sample.step(5)
     wait_for(lambda: sample.frame is not None and sample.frame.step.index == 4)
     score = window.show_view("score")
@@ -70,6 +71,7 @@ def test_a_session_round_trips_save_close_open(make_window, tiny_checkpoints, wa
     sample = second.show_view("sample")  # the run comes back when its tab is shown: paused after 5 pixels
     c = sample.controls
     assert (c.seed_value, c.temperature_value, c.count_value, c.mode_value) == (4321, 0.7, 4, "naive")
+    assert c.speed.value() == 7
     wait_for(lambda: sample.frame is not None and sample.frame.step.index == 4)
     np.testing.assert_array_equal(sample.frame.step.image, demo["samples"])  # same seed: the same pixels
     assert not sample.worker.playing

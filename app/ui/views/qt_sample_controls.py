@@ -160,6 +160,8 @@ class QtSampleControls(QWidget):
         if abs(self.temperature_value - settings.temperature) > 0.005:
             notes.append(f"the temperature {settings.temperature:g} is outside the slider's 0..3; "
                          f"{self.temperature_value:g} is used")
+        if settings.speed is not None:
+            self.set_rate(math.inf if settings.speed == "max" else float(settings.speed))
         index = self.mode.findData(settings.mode)
         if index < 0:
             notes.append(f"this model has no {settings.mode!r} sampler; {self.mode.currentData()} is used")
@@ -228,6 +230,18 @@ class QtSampleControls(QWidget):
         self.temperature_label.setText(f"{t:.2f}" + (" (argmax)" if t == 0 else ""))
         if hasattr(self, "_temperature_settled"):
             self._temperature_settled.start()
+
+    def set_rate(self, pixels_per_second: float) -> None:
+        """Put the speed slider at the position nearest to ``pixels_per_second`` (``inf``: as fast as it goes)."""
+        if math.isinf(pixels_per_second):
+            self.speed.setValue(SPEED_STEPS + 1)
+        else:
+            self.speed.setValue(min(max(int(round(10 * math.log10(max(pixels_per_second, 1.0)))), 0), SPEED_STEPS))
+
+    @property
+    def speed_setting(self) -> float | str:
+        """The speed as a session keeps it: pixels per second, or ``"max"``."""
+        return "max" if math.isinf(self.rate) else round(self.rate, 2)
 
     @property
     def rate(self) -> float:

@@ -411,7 +411,7 @@ class QtSampleView(PlaybackMixin, QWidget):
             step = self.frame.step.index + 1
             run = "done" if self.frame.step.done else ("playing" if self.active() and self.worker.playing else "paused")
         return {"sampling": SamplingSettings(c.seed_value, c.temperature_value, c.count_value, c.mode_value,
-                                             c.label_value, run, step)}
+                                             c.label_value, run, step, c.speed_setting)}
 
     def restore_session(self, state: SessionState) -> list[str]:
         """Take the session's settings; its run starts again (same seed, same digits) once the tab is shown."""
