@@ -13,6 +13,7 @@ Ctrl+E saves it; a plot's right-click menu has the same three actions.
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,15 +58,15 @@ def as_figure(widget: QWidget, index: int = 0) -> Figure:
 
 
 def figure_name(widget: QWidget, kind: str, index: int = 0) -> str:
-    """The widget's accessible name, else a plot's title, else the title of the box it is in, else
-    ``image 2`` / ``plot 1``."""
-    if widget.accessibleName():
-        return widget.accessibleName()
+    """A plot's title (it says what the plot shows now), else the widget's accessible name, else the title of
+    the box it is in, else ``image 2`` / ``plot 1``."""
     plot_item = getattr(widget, "plotItem", None)
     title = getattr(getattr(plot_item, "titleLabel", None), "text", "") if plot_item is not None else ""
-    title = re.sub(r"<[^>]+>", "", title or "").strip()
+    title = html.unescape(re.sub(r"<[^>]+>", "", title or "")).strip()
     if title:
         return title
+    if widget.accessibleName():
+        return widget.accessibleName()
     box = next((p for p in _parents(widget, None) if isinstance(p, QGroupBox) and p.title()), None)
     return f"{box.title()} ({kind})" if box is not None else f"{kind} {index + 1}"
 

@@ -101,6 +101,7 @@ def test_copy_puts_the_figure_on_the_clipboard(make_window, tiny_checkpoints, wa
 
 def test_the_export_menu_lists_the_figures_of_the_view_on_screen(make_window, tiny_checkpoints, wait_for, tmp_path):
     window = make_window("small-pixelcnn")
+    assert [f.name for f in figures_in(window.views["sample"])] == ["sample grid", "distribution plot"]
     finished_run(window, wait_for)
     names = [f.name for f in figures_in(window.views["sample"])]
     assert names[0] == "sample grid" and "NLL of each sample under the model, nats per image" in names

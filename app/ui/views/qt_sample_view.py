@@ -63,6 +63,7 @@ class QtSampleView(PlaybackMixin, QWidget):
         self.grid.setAccessibleName("sample grid")
         self.grid.pixel_clicked.connect(self._on_grid_click)
         self.plot = QtDistributionPlot()
+        self.plot.setAccessibleName("distribution plot")
         self.pixel_label = QLabel()
         self.pixel_label.setWordWrap(True)
         self.status = QLabel()
