@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--screenshot", metavar="PATH", help="open the app, run a view's default action, save a PNG, exit")
     parser.add_argument("--view", default=None, help="the view to open (sample, score, inspect, ...)")
     parser.add_argument("--after", type=float, default=3.0, metavar="SECONDS", help="seconds before the screenshot")
+    parser.add_argument("--session", metavar="FILE", default=None,
+                        help="open the app on a session file (File > Save session); other options override it")
     parser.add_argument("--checkpoint", default=None, help="the checkpoint to open the app on")
     parser.add_argument("--device", default=None, help="auto, cpu, cuda or mps")
     parser.add_argument("--scale", type=float, default=None, help="UI scale (1.0 normal, 1.5-2.0 for projectors)")
@@ -54,7 +56,7 @@ def _register_extensions(sub: argparse._SubParsersAction) -> None:
     import importlib
 
     for module_name in ("app.cli.bench_command", "app.cli.complete_command", "app.cli.fisher_command",
-                        "app.cli.lessons_command"):
+                        "app.cli.lessons_command", "app.cli.desktop_command"):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -69,8 +71,8 @@ GuiLauncher = Callable[[argparse.Namespace], int]
 
 def main(argv: Sequence[str] | None = None, gui: GuiLauncher | None = None) -> int:
     """Run a command; with none, start the desktop app through ``gui`` (see :mod:`app.main`)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    argv = session_shorthand(list(sys.argv[1:] if argv is None else argv), _command_names(parser))
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False) or bool(os.environ.get("AR_EXPLORER_DEBUG"))
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
@@ -95,6 +97,24 @@ def main(argv: Sequence[str] | None = None, gui: GuiLauncher | None = None) -> i
             raise
         print(f"error: unexpected {type(exc).__name__}: {_one_line(str(exc))} (run with --debug for details)", file=sys.stderr)
         return 1
+
+
+def session_shorthand(argv: list[str], commands: set[str] = frozenset()) -> list[str]:
+    """``ar-explorer FILE.arsession`` means ``ar-explorer --session FILE.arsession``: what a file manager runs
+    when a session file is double-clicked (the desktop entry's ``%f`` comes last). A command's own arguments
+    are left alone."""
+    from app.core.session_file import SUFFIX
+
+    last = argv[-1] if argv else ""
+    if (last.lower().endswith(SUFFIX) and not last.startswith("-") and argv[-2:-1] != ["--session"]
+            and not commands & set(argv[:-1])):
+        return [*argv[:-1], "--session", last]
+    return argv
+
+
+def _command_names(parser: argparse.ArgumentParser) -> set[str]:
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]  # noqa: SLF001
+    return set(actions[0].choices) if actions else set()
 
 
 def _one_line(message: str) -> str:

@@ -14,7 +14,8 @@ from PySide6.QtWidgets import QApplication
 from app.core.errors import ARExplorerError
 from app.core.registry import get_registry
 from app.core.session import Session
-from app.ui import theme
+from app.core.session_file import SessionError, SessionState, load_session
+from app.ui import session_io, theme
 from app.ui.context import AppContext
 from app.ui.preferences import Preferences
 from app.ui.qt_main_window import QtMainWindow
@@ -63,8 +64,37 @@ def build(args: argparse.Namespace, preferences: Preferences | None = None) -> t
         context.notify(f"plugin {status.name}: {status.error}", "warning", "\n".join(status.details),
                        source="plugins")
     window = QtMainWindow(context)
-    open_first_checkpoint(context, getattr(args, "checkpoint", None))
+    state, base = read_session_arg(args, context)
+    requested = getattr(args, "checkpoint", None)
+    if requested is None and state is not None:
+        requested = session_io.checkpoint_to_open(window, state, base)  # one load, not the default's first
+    open_first_checkpoint(context, requested)
+    window.opened_session = state
+    if state is not None:
+        session_io.apply_session(window, state, base, Path(args.session).name)
     return window, context
+
+
+def read_session_arg(args: argparse.Namespace, context: AppContext) -> tuple[SessionState | None, Path | None]:
+    """The session of ``--session FILE``, with what the command line names itself taken out of it (the
+    command line wins); a file that is not valid is one line on stderr and a notice, and the app opens as
+    usual."""
+    path = getattr(args, "session", None)
+    if not path:
+        return None, None
+    try:
+        state = load_session(path)
+    except SessionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        context.notify(str(exc), "error", source="session")
+        return None, None
+    if getattr(args, "checkpoint", None):
+        state.checkpoint = None
+    if getattr(args, "scale", None):
+        state.scale = None
+    if getattr(args, "view", None):
+        state.view = None
+    return state, Path(path).parent
 
 
 def open_first_checkpoint(context: AppContext, requested: str | None) -> bool:
@@ -117,7 +147,10 @@ def launch(args: argparse.Namespace) -> int:
         if getattr(args, "screenshot", None):
             from app.ui.screenshot import take_screenshot
 
-            return take_screenshot(app, window, args.screenshot, args.view or "sample", float(args.after))
+            state = window.opened_session
+            view = args.view or (state.view if state is not None else None) or "sample"
+            # A session brings its own state (a run included): a view's default action would replace it.
+            return take_screenshot(app, window, args.screenshot, view, float(args.after), run_default=state is None)
         if args.view:
             window.show_view(args.view)
         window.show()

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.session import LoadedModel
-from app.ui import theme
+from app.ui import export, session_io, theme
 from app.ui import views as view_registry
 from app.ui.context import AppContext, Notice, SentImage
 from app.ui.preferences import SCALES
@@ -37,6 +37,8 @@ SHORTCUTS_HELP = """<h3>Keyboard</h3><table cellpadding=4>
 <tr><td><b>Ctrl++ / Ctrl+-</b></td><td>larger / smaller (projector scale)</td></tr>
 <tr><td><b>Ctrl+1, 2, 3…</b></td><td>switch view</td></tr>
 <tr><td><b>F2</b></td><td>choose the checkpoint</td></tr>
+<tr><td><b>Ctrl+S / Ctrl+Shift+O</b></td><td>save / open a session file</td></tr>
+<tr><td><b>Ctrl+E / Ctrl+Shift+C</b></td><td>save / copy the figure under the mouse (PNG, plots also SVG)</td></tr>
 </table>"""
 
 
@@ -71,6 +73,7 @@ class QtMainWindow(QMainWindow):
         self._build_menus()
         self._connect()
         self._closed = False
+        self.opened_session = None  # the session file the app was started on (--session), if any
         self.apply_scale(context.scale)
         self.refresh_checkpoints()
         self.resize(1400, 900)
@@ -102,6 +105,11 @@ class QtMainWindow(QMainWindow):
         file_menu = self.menuBar().addMenu("&File")
         self._action(file_menu, "Open checkpoint…", self.open_checkpoint_file, QKeySequence.StandardKey.Open)
         self._action(file_menu, "Reload the checkpoint list", lambda: self.refresh_checkpoints(True), "F5")
+        file_menu.addSeparator()
+        self._action(file_menu, "Open session…", lambda: session_io.choose_and_open(self), "Ctrl+Shift+O")
+        self._action(file_menu, "Save session…", lambda: session_io.choose_and_save(self), QKeySequence.StandardKey.Save)
+        file_menu.addSeparator()
+        self.exporter = export.install(self, file_menu)
         file_menu.addSeparator()
         self._action(file_menu, "Quit", self.close, QKeySequence.StandardKey.Quit)
         view_menu = self.menuBar().addMenu("&View")

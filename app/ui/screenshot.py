@@ -13,8 +13,10 @@ from app.ui.qt_main_window import QtMainWindow
 WINDOW_SIZE = (1440, 900)
 
 
-def take_screenshot(app: QApplication, window: QtMainWindow, path: str, view: str, after_s: float) -> int:
-    """Show ``view``, call its ``default_action()``, wait ``after_s`` seconds, save ``path``; 0 on success."""
+def take_screenshot(app: QApplication, window: QtMainWindow, path: str, view: str, after_s: float,
+                    run_default: bool = True) -> int:
+    """Show ``view``, call its ``default_action()`` (unless ``run_default`` is False: a session was opened),
+    wait ``after_s`` seconds, save ``path``; 0 on success."""
     if view not in window.views:
         print(f"error: no view named {view!r}; views: {', '.join(window.views)}", file=sys.stderr)
         return 2
@@ -24,7 +26,7 @@ def take_screenshot(app: QApplication, window: QtMainWindow, path: str, view: st
     widget = window.show_view(view)
     app.processEvents()
     action = getattr(widget, "default_action", None)
-    if action is not None and window.context.loaded is not None:
+    if action is not None and run_default and window.context.loaded is not None:
         action()
     result = {"code": 1}
 

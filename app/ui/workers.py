@@ -33,12 +33,14 @@ def running_workers() -> list[QThread]:
 class Frame:
     """The latest sampling step with the positions drawn so far (``drawn``: ``(H, W)`` bool) and, per image, the
     NLL of the values drawn so far under the model, in nats (``nll``: ``(B,)``; at the last step, -log p(sample),
-    whatever the temperature)."""
+    whatever the temperature), and ``busy_s``, the seconds spent computing (which, unlike the wall time, a
+    slow-motion rate does not stretch)."""
 
     step: SampleStep
     drawn: np.ndarray
     serial: int
     nll: np.ndarray | None = None
+    busy_s: float = 0.0  # time spent computing steps so far, without the waits of slow motion or a pause
 
 
 class SamplingWorker(QThread):
@@ -134,24 +136,26 @@ class SamplingWorker(QThread):
         drawn = np.zeros(c * h * w, dtype=bool)
         if not self._wait_turn(None):
             return
+        resumed = time.perf_counter()
         generator = self._factory()
         try:
             last_time = time.perf_counter()
-            nll = None
+            nll, busy = None, 0.0
             for serial, step in enumerate(generator):
+                busy += time.perf_counter() - resumed
                 drawn[np.asarray(step.dims)] = True
                 inner = step if isinstance(step, SampleStep) else getattr(step, "step", None)  # a staged run's step
                 if isinstance(inner, SampleStep) and not inner.known:
                     part = drawn_nll(inner.probs, inner.values)
                     nll = part if nll is None else nll + part
-                self.latest = Frame(step, drawn.reshape(c, h, w).all(axis=0).copy(), serial, nll)
+                self.latest = Frame(step, drawn.reshape(c, h, w).all(axis=0).copy(), serial, nll, busy)
                 if step.done:
                     self.completed = True
                     self.finished_run.emit(serial)
                     return
                 if not self._wait_turn(last_time):
                     return
-                last_time = time.perf_counter()
+                last_time = resumed = time.perf_counter()
         finally:
             generator.close()
 

@@ -104,6 +104,9 @@ class QtCompletionView(QWidget):
         self.mask = QtMaskCanvas()
         self.mask.brush_size = 3
         self.results = QtPixelView(min_size=240)
+        self.canvas.setAccessibleName("image to complete")
+        self.mask.setAccessibleName("known pixels")
+        self.results.setAccessibleName("completions")
         self.notes = QLabel()
         self.status = QLabel()
         for label in (self.notes, self.status):

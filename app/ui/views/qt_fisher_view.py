@@ -40,6 +40,7 @@ from app.core.fisher import (
 from app.core.images import load_image
 from app.core.sampling import sample
 from app.core.session import LoadedModel
+from app.core.session_file import FisherPair, SessionImage, SessionState, fit_image
 from app.ui import theme
 from app.ui.context import AppContext, SentImage
 from app.ui.example_images import example_images, test_images
@@ -67,6 +68,7 @@ class QtImageSlot(QWidget):
         self.source = "nothing yet"
         self.canvas = QtDrawingCanvas()
         self.canvas.setMinimumSize(160, 160)
+        self.canvas.setAccessibleName(f"image {title}")
         self.caption = QLabel(f"{title}: draw, or pick one")
         self.caption.setWordWrap(True)
         self.buttons: dict[str, QPushButton] = {}
@@ -125,6 +127,7 @@ class QtFisherView(QWidget):
         self.slot_a = QtImageSlot("A")
         self.slot_b = QtImageSlot("B")
         self.strips = QtPixelView(min_size=200)
+        self.strips.setAccessibleName("interpolation strips")
         self.steps = QSpinBox()
         self.steps.setRange(2, 16)
         self.steps.setValue(8)
@@ -398,6 +401,35 @@ class QtFisherView(QWidget):
             self._set_making(False)
         self.context.notify(f"{tag}: {message}", "error", details, source="fisher")
         self.status.setText(f"{tag} failed: {message}")
+
+    # -- session files -------------------------------------------------------------------------------------
+    def session_state(self) -> dict:
+        """The two ends of the interpolation (when one is set) and its number of steps."""
+        if self.loaded is None or (self.slot_a.empty and self.slot_b.empty):
+            return {}
+        k = self.slot_a.canvas.num_values
+        a, b = (SessionImage(s.canvas.values.copy(), k, s.source) for s in (self.slot_a, self.slot_b))
+        return {"fisher": FisherPair(a, b, self.steps.value())}
+
+    def restore_session(self, state: SessionState) -> list[str]:
+        """Put the session's pair in the two slots and interpolate (once there is a Fisher space)."""
+        pair = state.fisher
+        if pair is None or self.loaded is None:
+            return []
+        model, notes = self.loaded.model, []
+        for slot, image in ((self.slot_a, pair.a), (self.slot_b, pair.b)):
+            values, note = fit_image(image, tuple(model.shape), model.num_values)
+            if values is None:
+                return [f"the Fisher pair was not restored: {note}"]
+            slot.set_image(values, image.source or "the session")
+            if note:
+                notes.append(f"image {slot.title} was {note}")
+        self.steps.setValue(pair.steps)
+        if self.steps.value() != pair.steps:
+            notes.append(f"{pair.steps} steps is outside {self.steps.minimum()}..{self.steps.maximum()}; "
+                         f"{self.steps.value()} are used")
+        self.change_timer.start()
+        return notes
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def default_action(self) -> None:

@@ -84,6 +84,8 @@ class QtInspectView(QWidget):
         self.load_button.clicked.connect(self.choose_file)
         self.image_view = QtPixelView(min_size=220)
         self.field_view = QtPixelView(min_size=220)
+        self.image_view.setAccessibleName("inspected image")
+        self.field_view.setAccessibleName("receptive field")
         self.plot = QtDistributionPlot()
         for view in (self.image_view, self.field_view):
             view.pixel_clicked.connect(lambda r, c, _b: self.select(r, c))

@@ -34,6 +34,7 @@ from app.core.errors import ARExplorerError
 from app.core.orderings import Ordering
 from app.core.sampling import sample_steps
 from app.core.session import LoadedModel
+from app.core.session_file import OrderingChoice, SessionState
 from app.ui import theme
 from app.ui.context import AppContext
 from app.ui.example_images import example_images
@@ -88,6 +89,7 @@ class QtOrderingView(QWidget):
     def _build(self) -> None:
         self.tools = QtOrderingTools()
         self.grid = QtOrderingGrid()
+        self.grid.setAccessibleName("ordering")
         self.cell_label = QLabel("Hover over a pixel to see its step.")
         self.validation = QLabel()
         for label in (self.cell_label, self.validation):
@@ -115,6 +117,7 @@ class QtOrderingView(QWidget):
     def _build_live(self) -> QWidget:
         self.live_box = QGroupBox("Under this ordering, now")
         self.samples = QtPixelView(min_size=160)
+        self.samples.setAccessibleName("samples under this ordering")
         self.sample_button = QPushButton("Sample again")
         self.sample_button.clicked.connect(self.sample)
         self.score_label = QLabel()
@@ -473,6 +476,34 @@ class QtOrderingView(QWidget):
         if tag == "train":
             self._training = False
             self.train_button.setEnabled(self.editor.usable() is not None)
+
+    # -- session files -------------------------------------------------------------------------------------
+    def session_state(self) -> dict:
+        """The ordering being edited (painted or a preset), when it is usable."""
+        ordering = self.editor.usable()
+        if ordering is None or self.loaded is None:
+            return {}
+        registry = self.context.session.registry
+        preset = ordering.name if ordering.name in registry.orderings else None
+        if preset is not None and registry.ordering(preset, ordering.height, ordering.width, 0) != ordering:
+            preset = None  # named after a preset, then edited
+        return {"ordering": OrderingChoice(ordering, preset)}
+
+    def restore_session(self, state: SessionState) -> list[str]:
+        """Edit the session's ordering; a preset saved at another size is rebuilt at this model's."""
+        choice = state.ordering
+        if choice is None or self.loaded is None:
+            return []
+        ordering = choice.ordering
+        h, w = self.editor.height, self.editor.width
+        if (ordering.height, ordering.width) == (h, w):
+            self.set_ordering(ordering)
+            return []
+        if choice.preset in self.context.session.registry.orderings:
+            self.apply_preset(choice.preset)
+            return [f"the {choice.preset} ordering was saved at {ordering.height}x{ordering.width}; it is rebuilt at "
+                    f"{h}x{w} for this model"]
+        return [f"the ordering is {ordering.height}x{ordering.width}; this model's images are {h}x{w}: not restored"]
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def _stop_sampler(self) -> None:

@@ -23,7 +23,9 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.model import ARModel
+from app.core.session_file import SamplingSettings
 from app.ui.formatting import rate_text
+from app.ui.views.qt_sampler_comparison import COMPARE
 
 SPEED_STEPS = 30  # slider positions 0..30 are 10 ** (pos / 10) pixels/s (1 to 1000); one more is "max"
 DEFAULT_SPEED = 18  # about 60 pixels/s: a 28x28 digit in 13 s, slow enough to follow
@@ -127,7 +129,8 @@ class QtSampleControls(QWidget):
         self.count.editingFinished.connect(lambda: self._edited(self.count))
         form.addRow("Images", self.count)
         self.mode = QComboBox()
-        self.mode.setToolTip("naive re-runs the network at every step; cached reuses activations (same result)")
+        self.mode.setToolTip("naive re-runs the network at every step; cached reuses activations (same result); "
+                             "side by side runs both at once on the same seed")
         self.mode.activated.connect(lambda _: self.settings_changed.emit())
         form.addRow("Sampler", self.mode)
         self.label = QComboBox()
@@ -146,12 +149,40 @@ class QtSampleControls(QWidget):
         return box
 
     # -- state ---------------------------------------------------------------------------------------------
+    def apply_settings(self, settings: SamplingSettings) -> list[str]:
+        """Show a session's settings (without starting anything); sentences for what did not fit."""
+        notes = []
+        for box, value, what in ((self.seed, settings.seed, "seed"), (self.count, settings.images, "number of images")):
+            box.setValue(value)
+            if box.value() != value:
+                notes.append(f"the {what} {value} is outside {box.minimum()}..{box.maximum()}; {box.value()} is used")
+        self.temperature.setValue(int(round(settings.temperature * 100)))
+        if abs(self.temperature_value - settings.temperature) > 0.005:
+            notes.append(f"the temperature {settings.temperature:g} is outside the slider's 0..3; "
+                         f"{self.temperature_value:g} is used")
+        if settings.speed is not None:
+            self.set_rate(math.inf if settings.speed == "max" else float(settings.speed))
+        index = self.mode.findData(settings.mode)
+        if index < 0:
+            notes.append(f"this model has no {settings.mode!r} sampler; {self.mode.currentData()} is used")
+        else:
+            self.mode.setCurrentIndex(index)
+        if settings.label is not None and self.label.count():
+            index = self.label.findData(settings.label)
+            if index < 0:
+                notes.append(f"this model has no class {settings.label}")
+            else:
+                self.label.setCurrentIndex(index)
+        return notes
+
     def set_model(self, model: ARModel | None) -> None:
         """Offer the modes and classes this model has."""
         self.mode.clear()
         modes = ["auto", "naive", *model.spec.sampler_modes] if model is not None else ["naive"]
         for mode in dict.fromkeys(modes):
             self.mode.addItem(mode, mode)
+        if model is not None and model.spec.sampler_modes:  # the lecture's point about caching, side by side
+            self.mode.addItem(f"naive vs {model.spec.sampler_modes[0]}", COMPARE)
         self.mode.setEnabled(len(modes) > 2)
         condition = model.config.condition if model is not None else None
         is_class = condition is not None and condition.kind == "class"
@@ -199,6 +230,18 @@ class QtSampleControls(QWidget):
         self.temperature_label.setText(f"{t:.2f}" + (" (argmax)" if t == 0 else ""))
         if hasattr(self, "_temperature_settled"):
             self._temperature_settled.start()
+
+    def set_rate(self, pixels_per_second: float) -> None:
+        """Put the speed slider at the position nearest to ``pixels_per_second`` (``inf``: as fast as it goes)."""
+        if math.isinf(pixels_per_second):
+            self.speed.setValue(SPEED_STEPS + 1)
+        else:
+            self.speed.setValue(min(max(int(round(10 * math.log10(max(pixels_per_second, 1.0)))), 0), SPEED_STEPS))
+
+    @property
+    def speed_setting(self) -> float | str:
+        """The speed as a session keeps it: pixels per second, or ``"max"``."""
+        return "max" if math.isinf(self.rate) else round(self.rate, 2)
 
     @property
     def rate(self) -> float:

@@ -12,18 +12,21 @@ import time
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QMenu, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QMenu, QSplitter, QStackedWidget, QVBoxLayout, QWidget
 
 from app.core.sampling import sample_steps
 from app.core.session import LoadedModel
+from app.core.session_file import SamplingSettings, SessionState
 from app.ui import theme
 from app.ui.context import AppContext
+from app.ui.export import FigureExporter, figure_at
 from app.ui.formatting import position_text, rate_text
 from app.ui.qt_distribution_plot import QtDistributionPlot
 from app.ui.qt_pixel_view import QtPixelView
 from app.ui.rendering import GridLayout, grid_layout, tile_rgb
 from app.ui.views.playback import PlaybackMixin
 from app.ui.views.qt_sample_controls import QtSampleControls
+from app.ui.views.qt_sampler_comparison import COMPARE, QtSamplerComparison, SamplerPair
 from app.ui.workers import Frame, SamplingWorker
 
 REPAINT_MS = 25  # 40 Hz: smooth slow motion
@@ -43,6 +46,7 @@ class QtSampleView(PlaybackMixin, QWidget):
         self.layout_grid: GridLayout | None = None
         self._rate_probe: tuple[float, int] | None = None
         self._rate = float("nan")
+        self._pending_run: tuple[str, int] | None = None  # a session's run, started when the tab is shown
         self._build()
         self._actions = self._build_actions()
         self.timer = QTimer(self)
@@ -56,8 +60,10 @@ class QtSampleView(PlaybackMixin, QWidget):
     # -- building ------------------------------------------------------------------------------------------
     def _build(self) -> None:
         self.grid = QtPixelView(min_size=240)
+        self.grid.setAccessibleName("sample grid")
         self.grid.pixel_clicked.connect(self._on_grid_click)
         self.plot = QtDistributionPlot()
+        self.plot.setAccessibleName("distribution plot")
         self.pixel_label = QLabel()
         self.pixel_label.setWordWrap(True)
         self.status = QLabel()
@@ -80,8 +86,14 @@ class QtSampleView(PlaybackMixin, QWidget):
         self.legend = QLabel()
         self.legend.setWordWrap(True)
         right_layout.addWidget(self.legend)
+        self.comparison = QtSamplerComparison()
+        for grid in self.comparison.grids.values():
+            grid.pixel_clicked.connect(self._on_grid_click)
+        self.grids = QStackedWidget()  # one grid, or naive and cached side by side
+        self.grids.addWidget(self.grid)
+        self.grids.addWidget(self.comparison)
         splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(self.grid)
+        splitter.addWidget(self.grids)
         splitter.addWidget(right)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
@@ -116,6 +128,7 @@ class QtSampleView(PlaybackMixin, QWidget):
         self.plot.set_scale(scale)
         self.pixel_label.setStyleSheet(theme.heading_css(scale, 1.0))
         self.controls.setFixedWidth(int(250 * scale))
+        self.comparison.set_scale(scale)
         self.legend.setStyleSheet(theme.muted_css(scale, 0.9))
         for button in (self.controls.play_button, self.controls.step_button, self.controls.row_button,
                        self.controls.end_button, self.controls.stop_button):
@@ -147,8 +160,15 @@ class QtSampleView(PlaybackMixin, QWidget):
         self.layout_grid = grid_layout(n, h, w)
         blank = np.zeros((n, c, h, w), dtype=np.uint8)
         rank = self._rank() if self.controls.overlay.isChecked() else None
-        self.grid.set_rgb(tile_rgb(blank, model.num_values, self.layout_grid, np.zeros((h, w), bool), rank))
-        self.grid.clear_markers()
+        rgb = tile_rgb(blank, model.num_values, self.layout_grid, np.zeros((h, w), bool), rank)
+        comparing = self.controls.mode_value == COMPARE
+        self.grids.setCurrentWidget(self.comparison if comparing else self.grid)
+        if comparing:
+            self.comparison.set_fast_mode(model.spec.sampler_modes[0])
+            self.comparison.show_blank(rgb)
+        else:
+            self.grid.set_rgb(rgb)
+            self.grid.clear_markers()
 
     def _rank(self) -> np.ndarray:
         return self.loaded.model.resolve_ordering(None).rank
@@ -166,8 +186,15 @@ class QtSampleView(PlaybackMixin, QWidget):
         except Exception as exc:  # noqa: BLE001
             self.context.report(exc, "cannot sample")
             return None
-        kwargs = {"temperature": c.temperature_value, "seed": c.seed_value, "cond": cond, "mode": c.mode_value}
-        worker = SamplingWorker(lambda: sample_steps(model, n, **kwargs), tuple(model.shape), c.rate, playing)
+        kwargs = {"temperature": c.temperature_value, "seed": c.seed_value, "cond": cond}
+        if c.mode_value == COMPARE:  # the same seed and settings twice: only the sampler differs
+            def steps(mode):
+                return lambda: sample_steps(model, n, mode=mode, **kwargs)
+
+            worker = SamplerPair(steps, tuple(model.shape), c.rate, playing, model.spec.sampler_modes[0])
+        else:
+            worker = SamplingWorker(lambda: sample_steps(model, n, mode=c.mode_value, **kwargs), tuple(model.shape),
+                                    c.rate, playing)
         worker.failed.connect(self._on_failed)
         worker.finished_run.connect(self._on_finished)
         self.worker, self.frame, self._rate_probe, self._rate = worker, None, None, float("nan")
@@ -226,6 +253,9 @@ class QtSampleView(PlaybackMixin, QWidget):
         self.timer.setInterval(FAST_REPAINT_MS if flat_out else REPAINT_MS)
 
     def _on_settings_changed(self) -> None:
+        comparing = self.controls.mode_value == COMPARE
+        if (self.grids.currentWidget() is self.comparison) != comparing and not self.active():
+            self._show_blank()  # one grid or two, at once
         if self.active() and self.worker.playing:
             self._start(playing=True)  # the same seed with new settings: compare them directly
         elif self.loaded is not None:
@@ -249,8 +279,12 @@ class QtSampleView(PlaybackMixin, QWidget):
         if self.layout_grid is None or self.layout_grid.count != n:
             self.layout_grid = grid_layout(n, *model.shape[1:])
         rank = self._rank() if self.controls.overlay.isChecked() and not step.done else None
-        self.grid.set_rgb(tile_rgb(step.image, model.num_values, self.layout_grid, frame.drawn, rank))
-        self._mark(step.positions, n, step.done)
+        if isinstance(self.worker, SamplerPair):
+            playing = self.worker.playing
+            self.comparison.render(self.worker.frames(), model.num_values, self.layout_grid, rank, playing)
+        else:
+            self.grid.set_rgb(tile_rgb(step.image, model.num_values, self.layout_grid, frame.drawn, rank))
+            self._mark(step.positions, n, step.done)
         if step.done and frame.nll is not None:
             self._plot_nll(frame.nll)
         else:
@@ -333,6 +367,13 @@ class QtSampleView(PlaybackMixin, QWidget):
         rate = rate_text(self._rate) if math.isfinite(self._rate) and not step.done else ""
         parts = [f"{state}: step {step.index + 1} of {step.total}", rate,
                  f"{step.network_calls} network calls", f"{step.elapsed_s:.1f} s"]
+        if isinstance(self.worker, SamplerPair):  # each grid has its own figures; this line says where both are
+            naive = self.worker.naive.latest
+            done = self.worker.completed
+            state = "done" if done else ("playing" if self.worker.playing else "paused")
+            where = f"naive at step {naive.step.index + 1 if naive is not None else 0}" if not done else ""
+            parts = [f"{state}: {self.worker.fast_mode} at step {step.index + 1} of {step.total}" if not done
+                     else f"{state}: both at step {step.total} of {step.total}", where]
         c = self.controls
         parts.append(f"seed {c.seed_value}, temperature {c.temperature_value:.2f}")
         self.status.setText("  ·  ".join(p for p in parts if p))
@@ -356,7 +397,51 @@ class QtSampleView(PlaybackMixin, QWidget):
         menu.addAction("Score this image", lambda: self.context.send_image("score", image, label))
         menu.addAction(f"Inspect pixel ({row}, {col}) of this image",
                        lambda: self.context.send_image("inspect", image, label, (0, row, col)))
+        grid = figure_at(self.cursor().pos())
+        if grid is not None:  # for the slides: the whole grid as it is now
+            exporter = FigureExporter(self, lambda: self, lambda text, level: self.context.notify(text, level))
+            exporter.add_actions(menu.addMenu(f"Export the {grid.name}"), grid)
         menu.popup(self.cursor().pos())
+
+    # -- session files -------------------------------------------------------------------------------------
+    def session_state(self) -> dict:
+        """The settings, and how far the run on screen had come (a session reopens it there)."""
+        c = self.controls
+        run, step = "idle", 0
+        if self.frame is not None:
+            step = self.frame.step.index + 1
+            run = "done" if self.frame.step.done else ("playing" if self.active() and self.worker.playing else "paused")
+        return {"sampling": SamplingSettings(c.seed_value, c.temperature_value, c.count_value, c.mode_value,
+                                             c.label_value, run, step, c.speed_setting)}
+
+    def restore_session(self, state: SessionState) -> list[str]:
+        """Take the session's settings; its run starts again (same seed, same digits) once the tab is shown."""
+        settings = state.sampling
+        if settings is None or self.loaded is None:
+            return []
+        self.stop()
+        notes = self.controls.apply_settings(settings)
+        self.controls.mark_settled()
+        self._show_blank()
+        self._pending_run = (settings.run, settings.step)
+        if self.isVisible():
+            self._resume_pending_run()
+        return notes
+
+    def _resume_pending_run(self) -> None:
+        run, step = self._pending_run or ("idle", 0)
+        self._pending_run = None
+        if run == "done":
+            self.run_to_end()
+        elif run == "playing":
+            self.play_pause()
+        elif run == "paused" and step > 0:
+            self.step(step)
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        if self._pending_run is not None:
+            self._resume_pending_run()
 
 
 __all__ = ["QtSampleView"]

@@ -17,6 +17,7 @@ from app.core.errors import ImageError
 from app.core.images import load_image
 from app.core.sampling import sample
 from app.core.session import LoadedModel
+from app.core.session_file import SessionImage, SessionState, fit_image
 from app.ui import theme
 from app.ui.context import AppContext, SentImage
 from app.ui.example_images import Examples, synthetic_images, test_images
@@ -80,6 +81,8 @@ class QtScoreView(QWidget):
         self.canvas = QtDrawingCanvas()
         self.heatmap = QtPixelView(min_size=200)
         self.colorbar = QtColorBar(INFERNO, "nats")
+        self.canvas.setAccessibleName("your image")
+        self.heatmap.setAccessibleName("per-pixel NLL map")
         self.canvas_caption = QLabel("Your image: exactly what the model sees")
         self.heat_caption = QLabel("−log p(xᵢ | x&lt;ᵢ) of each pixel: bright where the model was surprised")
         self.heat_caption.setTextFormat(Qt.TextFormat.RichText)
@@ -456,6 +459,30 @@ class QtScoreView(QWidget):
                 self.load_file(url.toLocalFile())
                 event.acceptProposedAction()
                 return
+
+    # -- session files -------------------------------------------------------------------------------------
+    def session_state(self) -> dict:
+        """The image on the canvas, where it came from, and the class it is scored under."""
+        if self.loaded is None:
+            return {}
+        canvas = self.canvas
+        return {"drawing": SessionImage(canvas.values.copy(), canvas.num_values, self.source, self.tools.label_value)}
+
+    def restore_session(self, state: SessionState) -> list[str]:
+        """Put the session's drawing on the canvas, converted to this model's levels where it must be."""
+        drawing = state.drawing
+        if drawing is None or self.loaded is None:
+            return []
+        model = self.loaded.model
+        values, note = fit_image(drawing, tuple(model.shape), model.num_values)
+        if values is None:
+            return [f"the drawing was not restored: {note}"]
+        if drawing.label is not None and self.tools.label.count():
+            self.tools.label.setCurrentIndex(max(self.tools.label.findData(drawing.label), 0))
+        source = drawing.source or "the session's drawing"
+        self._describe_source(source)
+        self._set_image(values, source)
+        return [f"the drawing was {note}"] if note else []
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def default_action(self) -> None:

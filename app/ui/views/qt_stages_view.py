@@ -42,6 +42,7 @@ class QtStagePanel(QWidget):
         self.stage = stage
         self.title = QLabel(stage.name)
         self.pixels = QtPixelView(min_size=150)
+        self.pixels.setAccessibleName(f"stage: {stage.name}")
         self.detail = QLabel(f"{stage.network_calls} network calls: {stage.detail}")
         self.detail.setWordWrap(True)
         layout = QVBoxLayout(self)
