@@ -351,7 +351,7 @@ def _shape_problems(expected: dict[str, tuple[int, ...]], found: dict[str, tuple
     if missing:
         parts.append(f"missing {len(missing)} tensor(s) ({', '.join(missing[:3])})")
     if unexpected:
-        parts.append(f"{len(unexpected)} unexpected tensor(s) ({', '.join(k[:60] for k in unexpected[:3])})")
+        parts.append(f"{len(unexpected)} tensor(s) the model lacks ({', '.join(k[:60] for k in unexpected[:3])})")
     if wrong:
         k = wrong[0]
         parts.append(f"{len(wrong)} of the wrong shape ({k}: {found[k]} in the file, {expected[k]} in the model)")

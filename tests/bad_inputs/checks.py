@@ -42,7 +42,7 @@ def assert_cli_refused(result: CliResult, reason: str = "") -> str:
     lines = result.error_lines
     assert len(lines) == 1, f"expected one 'error:' line, got: {result.err!r}"
     assert result.err.rstrip().splitlines()[-1] == lines[0], f"the error is not the last line: {result.err!r}"
-    assert "unexpected" not in lines[0], f"an exception escaped as 'unexpected': {lines[0]}"
+    assert not lines[0].startswith("error: unexpected "), f"an exception escaped as 'unexpected': {lines[0]}"
     assert reason.lower() in lines[0].lower(), f"{reason!r} not in {lines[0]!r}"
     return lines[0]
 
