@@ -119,6 +119,7 @@ SPEC = ModelSpec(
     data_kinds=("binary",),
     default_hparams={"hidden": [500, 500]},
     tiny_hparams={"hidden": [32, 32]},
+    hparam_keys=("chunk",),
     sampler_modes=("single-pass",),
 )
 

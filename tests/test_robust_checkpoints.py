@@ -79,7 +79,8 @@ def test_shapes_are_compared_before_the_weights_are_read(tmp_path, registry, mon
     def must_not_load(*args, **kwargs):
         raise AssertionError("the weights were read")
 
-    monkeypatch.setattr("app.core.checkpoints.load_file", must_not_load)
+    monkeypatch.setattr("app.core.checkpoints.load_bytes", must_not_load)
+    monkeypatch.setattr("app.core.checkpoints.read_limited", must_not_load)
     with pytest.raises(CheckpointError, match="do not fit"):
         load_checkpoint(path, registry)
 

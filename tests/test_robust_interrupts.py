@@ -204,13 +204,14 @@ def test_sampling_interrupted_leaves_the_old_output(error: BaseException, tmp_pa
     ):
         inject()
         result = run_cli(capsys, ["sample", "--checkpoint", checkpoint, "--out", out, "--npy", npy, "--n", 2,
-                                  "--seed", 7])
+                                  "--seed", 7, "--force"])
         monkeypatch.undo()
         assert result.code != 0 and "Traceback" not in result.err
         assert snapshot(tmp_path) == old and leftovers(tmp_path) == []
     # Interrupted between the PNG and the .npy: each file is complete, the PNG new and the .npy as it was.
     fail_on_call(monkeypatch, files_module.os, "replace", 2, error)
-    result = run_cli(capsys, ["sample", "--checkpoint", checkpoint, "--out", out, "--npy", npy, "--n", 2, "--seed", 7])
+    result = run_cli(capsys, ["sample", "--checkpoint", checkpoint, "--out", out, "--npy", npy, "--n", 2, "--seed", 7,
+                              "--force"])
     monkeypatch.undo()
     assert result.code != 0
     now = snapshot(tmp_path)

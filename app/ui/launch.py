@@ -18,6 +18,7 @@ from app.ui import theme
 from app.ui.context import AppContext
 from app.ui.preferences import Preferences
 from app.ui.qt_main_window import QtMainWindow
+from app.ui.workers import leave_if_busy
 
 
 def application() -> QApplication:
@@ -117,15 +118,19 @@ def launch(args: argparse.Namespace) -> int:
         if getattr(args, "screenshot", None):
             from app.ui.screenshot import take_screenshot
 
-            return take_screenshot(app, window, args.screenshot, args.view or "sample", float(args.after))
-        if args.view:
-            window.show_view(args.view)
-        window.show()
-        _close_on_ctrl_c(window)
-        return int(app.exec())
+            code = take_screenshot(app, window, args.screenshot, args.view or "sample", float(args.after))
+        else:
+            if args.view:
+                window.show_view(args.view)
+            window.show()
+            _close_on_ctrl_c(window)
+            code = int(app.exec())
     finally:
         restore()
         window.shutdown()
+    # A worker held by one long call into a library outlived the window: leave now, with the app's own status.
+    leave_if_busy(code)
+    return code
 
 
 __all__ = ["launch", "build", "application", "make_session", "open_first_checkpoint", "install_exception_hook"]
