@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -59,6 +61,9 @@ def _parse_hparams(items: list[str] | None) -> dict[str, Any]:
             out[key.strip()] = json.loads(value)
         except (json.JSONDecodeError, RecursionError):
             out[key.strip()] = value
+            with contextlib.suppress(ValueError):
+                if not math.isfinite(float(value)):  # "nan", "inf": numbers that JSON does not spell
+                    out[key.strip()] = float(value)
         except ValueError:  # an integer of more digits than Python converts
             raise ARExplorerError(f"--hparam {key.strip()}: the number is too large") from None
         problem = implausible_number({key.strip(): out[key.strip()]})
@@ -251,13 +256,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     if rank == 0:
         print(f"training {spec.title} on {dataset.title} [{dataset.binarization}] on {session.device}"
               f"{f' x{world} processes' if world > 1 else ''} -> {out}", file=sys.stderr)
-    if resuming:
-        _check_resume_matches(out, dataset.name, hparams, args.ordering and ordering.name)
     from app.core.training import claim_output
 
-    # Claimed before the data are read: a second run on the same output is refused at once.
+    # Claimed before anything is read: a second run on the same output is refused at once.
     lock = claim_output(out) if rank == 0 else None
     try:
+        if resuming:
+            _check_resume_matches(out, dataset.name, hparams, args.ordering and ordering.name)
         return _train_into(args, session, spec, dataset, ordering, hparams, out, resuming, rank, world)
     finally:
         if lock is not None:
@@ -289,7 +294,7 @@ def _train_into(args, session, spec, dataset, ordering, hparams, out: Path, resu
             model = build_within(spec, config, MAX_MODEL_VALUES).to(session.device)
         except BudgetExceeded as exc:
             raise ModelError(
-                f"building {spec.title} with these hyperparameters stopped: {exc} (the limit is "
+                f"{spec.title} with these hyperparameters {exc} (the limit is "
                 f"{MAX_MODEL_VALUES / 1e6:.0f} million, far beyond the lecture's models); check --hparam"
             ) from None
         except Exception as exc:  # noqa: BLE001 - a plugin's constructor may raise anything on bad hparams
@@ -410,7 +415,6 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from app.core.sampling import resolve_mode, sample
 
     outputs = {"--out": args.out, "--npy": args.npy}
-    check_outputs(outputs, force=args.force)  # before a model is loaded: a refusal costs nothing
     session = _session(args)
     loaded = session.load(args.checkpoint)
     for note in loaded.notes:

@@ -43,7 +43,6 @@ def cmd_complete(args: argparse.Namespace) -> int:
     from app.core.images import save_png
 
     outputs = {"--out": args.out, "--npy": args.npy}
-    check_outputs(outputs, force=args.force)
     session = _session(args)
     loaded = session.load(args.checkpoint)
     model = loaded.model

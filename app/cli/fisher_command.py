@@ -29,7 +29,6 @@ def cmd_fisher(args: argparse.Namespace) -> int:
     from app.core.fisher import interpolate, interpolation_figure, load_space_for
     from app.core.images import save_png
 
-    check_outputs({"--out": args.out}, force=args.force)
     session = _session(args)
     loaded = session.load(args.checkpoint)
     model = loaded.model

@@ -34,7 +34,7 @@ class BudgetExceeded(Exception):
         self.values, self.calls, self.max_values, self.max_calls = values, calls, max_values, max_calls
         what = (f"more than {_millions(max_values)} values" if values > max_values
                 else f"more than {max_calls} allocations")
-        super().__init__(f"it asks for {what}")
+        super().__init__(f"asks for {what}")
 
 
 def _millions(count: int) -> str:

@@ -388,7 +388,7 @@ def build_model(
         return build_within(spec, config, *checkpoint_budget(file_values, len(tensors)))
     except BudgetExceeded as exc:
         raise CheckpointError(
-            f"{source}: its config does not describe its weights: building {spec.title} from it {exc}, where the "
+            f"{source}: its config does not describe its weights: the {spec.title} it describes {exc}, where the "
             f"file holds {len(tensors)} tensors of {file_values} values in all"
         ) from None
     except Exception as exc:  # a plugin's constructor may raise anything
@@ -427,13 +427,16 @@ def _config(meta: dict[str, Any], source: str) -> ModelConfig:
     return config
 
 
-#: No hyperparameter of any model is a number beyond this (a count of channels, layers, masks, ...).
+#: No hyperparameter of any model is a number beyond this (a count of channels, layers, masks, ...), nor a list
+#: longer than this (the sizes of hidden layers, say).
 MAX_HPARAM_MAGNITUDE = 2**31
+MAX_HPARAM_LIST = 4096
 
 
 def implausible_number(value: Any, path: str = "") -> str:
-    """The first number in ``value`` (a JSON-like tree) that is NaN, infinite or beyond
-    :data:`MAX_HPARAM_MAGNITUDE`, as ``"KEY=VALUE"``; empty where there is none."""
+    """The first value in ``value`` (a JSON-like tree of hyperparameters) that no model takes: a number that is
+    NaN, infinite or beyond :data:`MAX_HPARAM_MAGNITUDE`, or a list longer than :data:`MAX_HPARAM_LIST`, as
+    ``"KEY=VALUE"``; empty where there is none."""
     if isinstance(value, dict):
         for key, item in value.items():
             found = implausible_number(item, f"{path}.{key}" if path else str(key))
@@ -441,6 +444,8 @@ def implausible_number(value: Any, path: str = "") -> str:
                 return found
         return ""
     if isinstance(value, (list, tuple)):
+        if len(value) > MAX_HPARAM_LIST:
+            return f"{path}=a list of {len(value)} items"
         for index, item in enumerate(value):
             found = implausible_number(item, f"{path}[{index}]")
             if found:

@@ -217,12 +217,13 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     remove_orphans(path)
     tmp = _new_tmp(path)
     try:
+        new_file_mode = stat.S_IMODE(os.stat(tmp).st_mode)  # 0666 less the umask, as the system gave it
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        # Set again: a writer may have made the file anew (safetensors creates it 0600).
         mode = _final_mode(path)
-        if mode is not None:
-            os.chmod(tmp, mode)
+        os.chmod(tmp, new_file_mode if mode is None else mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
