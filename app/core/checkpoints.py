@@ -187,8 +187,7 @@ def update_metadata(info: CheckpointInfo, updates: dict[str, Any]) -> Checkpoint
     weights' own header first, so that a copy of the ``.safetensors`` file alone keeps them, then in its JSON."""
     meta = dict(info.meta)
     meta.update(updates)
-    meta.pop("weights_sha256", None)
-    embed_record(info.weights, meta)
+    embed_record(info.weights, meta)  # without its hash: the header cannot name the hash of its own file
     meta["weights_sha256"] = _sha256(info.weights)
     atomic_write_text(info.json_path, json.dumps(meta, indent=2, default=_json_default) + "\n")
     return CheckpointInfo(info.name, info.weights, meta)
