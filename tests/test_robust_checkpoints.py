@@ -385,3 +385,18 @@ def test_every_shipped_checkpoint_carries_its_own_record(registry) -> None:
         sidecar = json.loads(path.with_suffix(".json").read_text())
         for key in ("dataset", "binarization", "test_nll_nats", "test_bits_per_dim"):
             assert record.get(key) == sidecar.get(key) and record.get(key) is not None, f"{path.name}: {key}"
+
+
+def test_recording_a_result_keeps_the_identity_of_the_weights(tmp_path) -> None:
+    """What is made for a checkpoint's weights (a Fisher space) names them by their tensors, so that a result
+    recorded in the header later does not orphan it."""
+    from app.core.checkpoints import tensors_sha256, update_metadata
+    from app.core.fisher import weights_sha256
+
+    path = tiny_checkpoint(tmp_path)
+    identity, whole = tensors_sha256(path), path.read_bytes()
+    update_metadata(read_info(path), {"test_nll_nats": 12.5})
+    assert path.read_bytes() != whole and read_info(path).test_nll_nats == 12.5
+    assert tensors_sha256(path) == identity == weights_sha256(path)
+    other = tiny_checkpoint(tmp_path, "other", hidden=9)
+    assert tensors_sha256(other) != identity

@@ -122,6 +122,22 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def tensors_sha256(path: str | Path) -> str:
+    """The identity of a checkpoint's weights: the SHA-256 of its tensors (their names, dtypes, shapes and
+    bytes), not of the record in its header, which ``eval`` rewrites. What is made for these weights (a Fisher
+    space) names them by it."""
+    path = Path(path)
+    header = read_header(path)
+    entries = json.dumps({k: header[k] for k in sorted(file_tensors(header))}, sort_keys=True)
+    digest = hashlib.sha256(entries.encode("utf-8"))
+    with open_regular(path) as handle:
+        length = int.from_bytes(handle.read(8), "little")
+        handle.seek(8 + length)
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def weights_path(path: str | Path) -> Path:
     """``NAME``, ``NAME.json`` or ``NAME.safetensors`` to the weights file's path."""
     path = Path(path)
