@@ -732,3 +732,59 @@ NUMERIC_OPTIONS = [
     ([], "--after", "number or 0"),
     ([], "--scale", "positive number"),
 ]
+
+
+# a slow third-party model ------------------------------------------------------------------------------------------
+
+#: A PixelCNN from a third party, with no cached sampler: every step is a full forward pass, through layers
+#: slow enough (``channels``, ``layers``) that closing the window always falls in the middle of one; with
+#: ``stall`` seconds, its forward pass is one call that no layer boundary interrupts.
+SLOW_PLUGIN = '''
+import time
+
+import torch
+from torch import nn
+
+from app.core import hookimpl
+from app.core.likelihoods import Bernoulli
+from app.core.model import ARModel, ModelSpec
+
+
+class Masked(nn.Conv2d):
+    def __init__(self, cin, cout, k, kind):
+        super().__init__(cin, cout, k, padding=k // 2)
+        mask = torch.ones_like(self.weight)
+        mask[:, :, k // 2, k // 2 + (kind == "B"):] = 0
+        mask[:, :, k // 2 + 1:] = 0
+        self.register_buffer("mask", mask, persistent=False)
+
+    def forward(self, x):
+        return nn.functional.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
+
+
+class SlowPixelCNN(ARModel):
+    def __init__(self, config):
+        super().__init__(config, Bernoulli())
+        hp = config.hparams
+        ch, layers, self.stall = int(hp.get("channels", 8)), int(hp.get("layers", 2)), float(hp.get("stall", 0))
+        self.first = Masked(1, ch, 7, "A")
+        self.body = nn.ModuleList(Masked(ch, ch, 3, "B") for _ in range(layers))
+        self.out = nn.Conv2d(ch, 1, 1)
+
+    def forward(self, x, cond=None, ordering=None):
+        if self.stall:
+            time.sleep(self.stall)
+        h = torch.relu(self.first(self.normalize(x)))
+        for layer in self.body:
+            h = torch.relu(layer(h))
+        return self.out(h).unsqueeze(-1)
+
+
+SPEC = ModelSpec(name="slow-pixelcnn", title="Slow PixelCNN", description="A PixelCNN with no cached sampler.",
+                 build=SlowPixelCNN, default_hparams={"channels": 8, "layers": 2, "stall": 0.0})
+
+
+@hookimpl
+def ar_explorer_models():
+    return [SPEC]
+'''
