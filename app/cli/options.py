@@ -18,7 +18,7 @@ from app.core.errors import ARExplorerError
 #: Seeds go to torch and numpy generators: whole numbers a 32-bit generator takes as they are.
 MAX_SEED = 2**32 - 1
 #: The largest PNG the commands draw: 64 megapixels (192 MB of RGB), e.g. 4096 28x28 images at scale 4.
-MAX_CANVAS_PIXELS = 64 * 2**20
+MAX_CANVAS_PIXELS = 64_000_000
 #: The most values one sampling batch may hold: 4096 images of 28x28 (1024 of 56x56, 1365 of 3x28x28).
 MAX_BATCH_VALUES = 4096 * 28 * 28
 
@@ -116,7 +116,7 @@ def check_canvas(tiles: int, shape: tuple[int, ...], scale: int, options: str) -
     if pixels > MAX_CANVAS_PIXELS:
         raise ARExplorerError(
             f"{tiles} images of {shape[-2]}x{shape[-1]} at scale {scale} make a PNG of "
-            f"{pixels / 2**20:.0f} megapixels; the limit is {MAX_CANVAS_PIXELS // 2**20}: lower {options}"
+            f"{pixels / 1e6:.0f} megapixels; the limit is {MAX_CANVAS_PIXELS / 1e6:.0f}: lower {options}"
         )
 
 
