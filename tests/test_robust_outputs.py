@@ -148,6 +148,27 @@ def test_an_interrupted_training_releases_its_output(tiny_binarized, tmp_path, c
     assert not list(tmp_path.rglob("*.lock"))
 
 
+@pytest.mark.skipif(not hasattr(__import__("signal"), "SIGTERM") or os.name != "posix", reason="POSIX signals")
+def test_a_terminated_training_cleans_up_like_an_interrupted_one(tiny_binarized, tmp_path, capsys, monkeypatch) -> None:
+    """``kill`` (a scheduler's time limit) left the lock and the temporary files of the write under way."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals reach the main thread only")
+    out = tmp_path / "m.safetensors"
+
+    def killed(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("SIGTERM was not delivered")
+
+    monkeypatch.setattr("app.core.checkpoints.save_file", killed)
+    result = _train(capsys, tiny_binarized, "--out", out)
+    assert result.code == 143 and "terminated" in result.err
+    assert not list(tmp_path.rglob("*.lock")) and leftovers(tmp_path) == [] and not out.exists()
+    assert signal.getsignal(signal.SIGTERM) is not None  # put back as it was
+
+
 # the system's refusals ---------------------------------------------------------------------------------------------
 
 

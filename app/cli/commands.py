@@ -191,11 +191,13 @@ def _fresh_output(out: Path, explicit: bool) -> Path:
 
     if not taken(out):
         return out
+    if explicit and is_locked(out):
+        raise OutputError(f"--out {out} is being written by another training run; wait for it to end, or choose "
+                          "another --out")
     if explicit:
-        busy = " and is being written by another training run" if is_locked(out) else ""
         raise OutputError(
-            f"--out {out} already holds a checkpoint{busy}: --resume continues it, or choose another --out to "
-            "train afresh (nothing is replaced)"
+            f"--out {out} already holds a checkpoint: --resume continues it, or choose another --out to train "
+            "afresh (nothing is replaced)"
         )
     n = 2
     while taken(out.with_name(f"{out.stem}-{n}.safetensors")):

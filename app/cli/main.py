@@ -7,14 +7,39 @@ Every command runs without Qt. Errors are one line on stderr and a non-zero exit
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 
 from app.core.errors import ARExplorerError
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 128 + 15
+
+
+class Terminated(BaseException):
+    """SIGTERM (``kill``, a scheduler's time limit) arrived: unwound like Ctrl-C, so that temporary files and
+    locks are removed on the way out."""
+
+
+@contextlib.contextmanager
+def _terminate_cleanly() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        yield
+        return
+
+    def terminate(signum, frame) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -85,7 +110,11 @@ def main(argv: Sequence[str] | None = None, gui: GuiLauncher | None = None) -> i
             if gui is None:
                 from app.main import launch_gui as gui
             return int(gui(args) or 0)
-        return int(handler(args) or 0)
+        with _terminate_cleanly():
+            return int(handler(args) or 0)
+    except Terminated:
+        print("terminated: files on disk are as they were or complete", file=sys.stderr)
+        return EXIT_TERMINATED
     except ARExplorerError as exc:
         if debug:
             raise
