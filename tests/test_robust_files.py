@@ -295,3 +295,12 @@ def test_the_corpus_files_still_load(tmp_path, registry) -> None:
         if case.expect == "converted":
             Ordering.load(case.write(tmp_path))
     load_checkpoint(tiny_checkpoint(tmp_path), registry)
+
+
+@pytest.mark.parametrize("item", SPECIAL[:3], ids=lambda i: i.kind)
+def test_a_special_file_as_a_condition_array_is_refused(item: SpecialFile, tmp_path, capsys) -> None:
+    condition = _special(tmp_path, item, "low.npy")
+    with unblocked(condition):
+        result = run_cli(capsys, ["sample", "--checkpoint", "superres-gated-pixelcnn-mnist-threshold", "--n", 1,
+                                  "--condition", condition, "--out", tmp_path / "s.png"])
+        assert_cli_refused(result, item.reason)

@@ -30,9 +30,10 @@ class Sleepy(nn.Module):
 
 
 def _qt_app():
-    from PySide6.QtCore import QCoreApplication
+    # A QApplication, not a bare QCoreApplication: the GUI tests that run later in this process need one.
+    from PySide6.QtWidgets import QApplication
 
-    return QCoreApplication.instance() or QCoreApplication([])
+    return QApplication.instance() or QApplication([])
 
 
 def test_stopping_a_worker_aborts_its_forward_pass_at_the_next_layer() -> None:
@@ -79,7 +80,7 @@ def _write_app_runner(folder: Path) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("hparams", [{"channels": 192, "layers": 12}, {"stall": 60.0}],
+@pytest.mark.parametrize("hparams", [{"channels": 64, "layers": 60}, {"stall": 60.0}],
                          ids=["slow-layers", "one-long-call"])
 def test_closing_the_app_during_a_long_forward_pass_exits_cleanly(hparams, tmp_path) -> None:
     from app.core.checkpoints import save_checkpoint
@@ -104,6 +105,7 @@ def test_closing_the_app_during_a_long_forward_pass_exits_cleanly(hparams, tmp_p
     assert "QThread" not in result.stderr and "Traceback" not in result.stderr
     closing = [line for line in result.stderr.splitlines() if line.startswith("closing at ")]
     assert closing, result.stderr[-2000:]
-    # From the window's close to the end of the process (interpreter shutdown included).
-    assert ended - float(closing[-1].split()[-1]) < 4.0
+    # From the window's close to the end of the process (interpreter shutdown included, on a busy machine):
+    # it waited for the whole forward pass before, and aborted.
+    assert ended - float(closing[-1].split()[-1]) < 6.0
     assert (tmp_path / "shot.png").stat().st_size > 0

@@ -391,9 +391,21 @@ def _load_condition_image(path: str | None, loaded, n: int = 1) -> np.ndarray | 
 def _load_condition_array(path: Path, loaded, n: int) -> np.ndarray:
     """Exact condition values from a ``.npy`` file (as ``sample --npy`` writes them): ``(C, H, W)``, or
     ``(1 or n, C, H, W)`` for one condition per sample; the condition's own shape or the model's image shape."""
+    import io
+
+    from app.core.files import NotARegularFile, describe_os_error, read_limited
+
     try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+        array = np.load(io.BytesIO(read_limited(path, 256 * 2**20)), allow_pickle=False)
+    except FileNotFoundError:
+        raise ARExplorerError(f"no condition file at {path}") from None
+    except NotARegularFile as exc:
+        raise ARExplorerError(f"{path} is {exc.kind}, not a .npy file") from None
+    except OSError as exc:
+        if exc.errno is not None:
+            raise ARExplorerError(f"cannot read {path}: {describe_os_error(exc)}") from None
+        raise ARExplorerError(f"{path.name} is not a readable .npy array ({exc})") from None
+    except ValueError as exc:
         raise ARExplorerError(f"{path.name} is not a readable .npy array ({exc})") from None
     array = array[None] if array.ndim == 3 else array
     model, spec = loaded.model, loaded.model.config.condition
