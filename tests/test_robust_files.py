@@ -262,7 +262,8 @@ def test_a_training_killed_midway_leaves_nothing_the_next_run_keeps(tiny_binariz
     for name in ("m.safetensors", "m.json", "m.optim.safetensors"):
         (tmp_path / f".{name}.{_dead_pid()}.0001.tmp").write_bytes(b"killed midway")
     result = run_cli(capsys, ["train", "--model", "made", "--dataset", "binarized-mnist", "--data-dir", tiny_binarized,
-                              "--out", out, "--limit", 32, "--valid-limit", 16, "--epochs", 1, "--no-test"])
+                              "--out", out, "--limit", 32, "--valid-limit", 16, "--epochs", 1, "--no-test",
+                              "--hparam", "hidden=[8]"])
     assert result.code == 0, result.err
     assert leftovers(tmp_path) == []
 

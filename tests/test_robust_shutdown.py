@@ -59,7 +59,7 @@ def test_stopping_a_worker_aborts_its_forward_pass_at_the_next_layer() -> None:
     assert worker not in running_workers() and not results
     assert not torch.nn.modules.module._global_forward_pre_hooks, "the abort hook outlived the abort"
     # Work on other threads is never touched, during an abort or after it.
-    assert float(model(torch.zeros(1))) == 50.0
+    assert float(model[:2](torch.zeros(1))) == 2.0
 
 
 def _write_app_runner(folder: Path) -> Path:
