@@ -121,10 +121,10 @@ def test_an_unknown_hyperparameter_is_refused_with_the_keys_the_model_takes(tiny
 
 
 @pytest.mark.parametrize("value, reason", [
-    ("nan", "not a finite number"),
-    ("Infinity", "not a finite number"),
-    ("1e400", "not a finite number"),
-    ("99999999999", "not a finite number"),
+    ("nan", "no model takes it"),
+    ("Infinity", "no model takes it"),
+    ("1e400", "no model takes it"),
+    ("99999999999", "no model takes it"),
     ("64000", "asks for more than"),
 ])
 def test_hyperparameters_that_no_model_takes_are_refused(value, reason, tiny_binarized, tmp_path, capsys) -> None:

@@ -68,7 +68,8 @@ def _parse_hparams(items: list[str] | None) -> dict[str, Any]:
             raise ARExplorerError(f"--hparam {key.strip()}: the number is too large") from None
         problem = implausible_number({key.strip(): out[key.strip()]})
         if problem:
-            raise ARExplorerError(f"--hparam {problem}: not a finite number of at most {2**31} in size")
+            raise ARExplorerError(f"--hparam {problem}: no model takes it (a number must be finite and at most "
+                                  "2^31 in size, a list at most 4096 items long)")
     return out
 
 
