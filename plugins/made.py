@@ -47,22 +47,23 @@ class MADE(ARModel):
         in_degree = np.concatenate([step_of_position * c + ch for ch in range(c)])  # flat dim order c, r, col
         self.register_buffer("in_degree", torch.as_tensor(in_degree), persistent=False)
         self.out_params = k if k > 2 else 1
+        sizes = [d, *hidden, d * self.out_params]
+        # The layers and their masks are allocated first, through torch, so that a config asking for more than
+        # it should (a checkpoint's, say) is stopped by the loader's budget before any mask is computed.
+        self.layers = nn.ModuleList(
+            MaskedLinear(sizes[i], sizes[i + 1], torch.zeros(self.num_masks, sizes[i + 1], sizes[i]))
+            for i in range(len(sizes) - 1)
+        )
         rng = np.random.default_rng(seed)
-        masks_per_layer: list[list[np.ndarray]] = [[] for _ in range(len(hidden) + 1)]
-        for _ in range(self.num_masks):
+        for m in range(self.num_masks):
             prev = in_degree
             for layer, size in enumerate(hidden):
                 low = int(prev.min()) if prev.size else 0
                 degrees = rng.integers(low, d - 1, size) if d > 1 else np.zeros(size, dtype=np.int64)
-                masks_per_layer[layer].append((degrees[:, None] >= prev[None, :]).astype(np.float32))
+                self.layers[layer].masks[m] = torch.from_numpy((degrees[:, None] >= prev[None, :]).astype(np.float32))
                 prev = degrees
             out_deg = np.repeat(in_degree, self.out_params)
-            masks_per_layer[-1].append((out_deg[:, None] > prev[None, :]).astype(np.float32))
-        sizes = [d, *hidden, d * self.out_params]
-        self.layers = nn.ModuleList(
-            MaskedLinear(sizes[i], sizes[i + 1], torch.as_tensor(np.stack(masks_per_layer[i])))
-            for i in range(len(sizes) - 1)
-        )
+            self.layers[-1].masks[m] = torch.from_numpy((out_deg[:, None] > prev[None, :]).astype(np.float32))
         # Output d, parameter p sits at index d * out_params + p.
         self._mask_counter = 0
         # Direct connections (a masked linear map from the inputs to the outputs, as in NADE and FVSBN): every

@@ -157,6 +157,7 @@ SPEC = ModelSpec(
     data_kinds=("binary",),
     default_hparams={"hidden": [1000, 1000], "structured": 0.6},
     tiny_hparams={"hidden": [32, 32]},
+    hparam_keys=("chunk",),
     sampler_modes=("single-pass",),
 )
 

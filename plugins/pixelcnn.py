@@ -87,6 +87,7 @@ SPEC = ModelSpec(
     sampler_modes=("cached",),
     tiny_hparams={"channels": 12, "layers": 2, "kernel": 3, "first_kernel": 3, "head_channels": 12},
     paper_nll="81.30",
+    hparam_keys=("likelihood", "likelihood_args"),
 )
 
 

@@ -102,6 +102,9 @@ def run_all(recipes: list[dict], args: argparse.Namespace) -> dict[str, int]:
             if args.resume:
                 can, why = resumable(recipe)
                 print(f"{recipe['name']}: {'resuming' if can else 'training afresh'} ({why})", flush=True)
+            if trains_aside(recipe, args):  # a run afresh: what an earlier session left there is not continued
+                for suffix in (".safetensors", ".json", ".optim.safetensors"):
+                    (FRESH / f"{recipe['name']}{suffix}").unlink(missing_ok=True)
             log = open(log_dir / f"{recipe['name']}.log", "w")
             proc = subprocess.Popen(command_for(recipe, args), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
             running[recipe["name"]] = (proc, time.time())

@@ -79,7 +79,8 @@ def test_shapes_are_compared_before_the_weights_are_read(tmp_path, registry, mon
     def must_not_load(*args, **kwargs):
         raise AssertionError("the weights were read")
 
-    monkeypatch.setattr("app.core.checkpoints.load_file", must_not_load)
+    monkeypatch.setattr("app.core.checkpoints.load_bytes", must_not_load)
+    monkeypatch.setattr("app.core.checkpoints.read_limited", must_not_load)
     with pytest.raises(CheckpointError, match="do not fit"):
         load_checkpoint(path, registry)
 
@@ -292,3 +293,110 @@ def test_a_header_length_that_spells_a_pickle_signature_still_loads(tmp_path, re
     else:
         pytest.skip("no padding gave the pickle signature")
     assert "w" in read_header(path)
+
+
+# headers that lie about the model: refused at once, without building it ------------------------------------------
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.name.startswith("claims-")], ids=lambda c: c.name)
+def test_a_config_that_claims_a_huge_model_is_refused_at_once(case: Case, tmp_path, registry) -> None:
+    """A 2 MB checkpoint claiming 2000 channels took 45 s and 5.6 GB; 10^6 layers never finished."""
+    import time
+
+    path = case.write(tmp_path)
+    start = time.perf_counter()
+    _refused(path, registry, case.reason)
+    assert time.perf_counter() - start < 5
+
+
+def test_the_budget_stops_an_allocation_before_it_is_made(registry) -> None:
+    from app.core.allocation import AllocationBudget, BudgetExceeded
+
+    with pytest.raises(BudgetExceeded), AllocationBudget(1000, 100):
+        torch.empty(10**12)  # a terabyte: never asked of the allocator
+    with AllocationBudget(10**6, 100) as budget:
+        torch.zeros(3, 4)
+        torch.randn((5, 5))
+        torch.arange(0, 10, 2)
+    assert budget.values == 12 + 25 + 5 and budget.calls == 3
+
+
+def test_listing_checkpoints_never_builds_a_model(tmp_path, registry, monkeypatch, capsys) -> None:
+    from app.core.model import ModelSpec
+
+    folder = tmp_path / "checkpoints"
+    tiny_checkpoint(folder, "a")
+    for case in CASES:
+        case.write(folder)
+
+    def must_not_build(*args, **kwargs):
+        raise AssertionError("a model was built to list checkpoints")
+
+    monkeypatch.setattr(ModelSpec, "create", must_not_build)
+    registry.checkpoint_dirs.append(folder)
+    assert "a" in {info.name for info in list_checkpoints(registry)}
+    monkeypatch.setenv("AR_EXPLORER_CHECKPOINTS", str(folder))
+    result = run_cli(capsys, ["models", "--json"])
+    assert result.code == 0, result.err
+
+
+def test_weights_of_a_dtype_the_model_does_not_store_are_refused(tmp_path, registry) -> None:
+    from app.core.checkpoints import accepted_dtypes
+
+    assert accepted_dtypes(torch.float32, "float16") == {"F16"}
+    assert accepted_dtypes(torch.float32, "float32") == {"F32"}
+    assert accepted_dtypes(torch.float32, None) == {"F32", "F16"}
+    assert accepted_dtypes(torch.int64, "float16") == {"I64"}
+    for name in ("half-relabelled-bf16.safetensors", "float-relabelled-int.safetensors"):
+        case = next(c for c in CASES if c.name == name)
+        _refused(case.write(tmp_path), registry, case.reason)
+
+
+# the record travels with the weights -----------------------------------------------------------------------------
+
+
+def test_a_copy_without_its_json_keeps_its_record(tmp_path, registry, capsys) -> None:
+    """Dataset, binarization and test NLL sit in the weights' own header, not only in the JSON."""
+    path = tiny_checkpoint(tmp_path / "a", shape=(1, 28, 28), meta={"binarization": "thresholded at 0.5"})
+    result = run_cli(capsys, ["eval", "--checkpoint", path, "--json"])
+    assert result.code == 0, result.err
+    nll = json.loads(result.out)["nll_nats"]
+    copy = tmp_path / "b" / "copy.safetensors"
+    copy.parent.mkdir()
+    shutil.copy(path, copy)
+    info = read_info(copy)
+    assert info.test_nll_nats == pytest.approx(nll)
+    assert info.dataset == "synthetic-digits" and info.meta["binarization"] == "thresholded at 0.5"
+    assert len(info.meta["test_nll_quantiles"]) == 101
+    load_checkpoint(copy, registry)
+    assert read_info(path).meta["weights_sha256"] == json.loads(path.with_suffix(".json").read_text())["weights_sha256"]
+
+
+def test_every_shipped_checkpoint_carries_its_own_record(registry) -> None:
+    from pathlib import Path
+
+    from app.core.checkpoints import read_header
+
+    folder = Path(__file__).resolve().parents[1] / "checkpoints"
+    shipped = [p for p in folder.glob("*.safetensors") if ".fisher-decoder" not in p.name and ".optim" not in p.name]
+    assert len(shipped) >= 20
+    for path in shipped:
+        record = json.loads(read_header(path)["__metadata__"]["ar_explorer_record"])
+        sidecar = json.loads(path.with_suffix(".json").read_text())
+        for key in ("dataset", "binarization", "test_nll_nats", "test_bits_per_dim"):
+            assert record.get(key) == sidecar.get(key) and record.get(key) is not None, f"{path.name}: {key}"
+
+
+def test_recording_a_result_keeps_the_identity_of_the_weights(tmp_path) -> None:
+    """What is made for a checkpoint's weights (a Fisher space) names them by their tensors, so that a result
+    recorded in the header later does not orphan it."""
+    from app.core.checkpoints import tensors_sha256, update_metadata
+    from app.core.fisher import weights_sha256
+
+    path = tiny_checkpoint(tmp_path)
+    identity, whole = tensors_sha256(path), path.read_bytes()
+    update_metadata(read_info(path), {"test_nll_nats": 12.5})
+    assert path.read_bytes() != whole and read_info(path).test_nll_nats == 12.5
+    assert tensors_sha256(path) == identity == weights_sha256(path)
+    other = tiny_checkpoint(tmp_path, "other", hidden=9)
+    assert tensors_sha256(other) != identity

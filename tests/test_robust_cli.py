@@ -73,8 +73,8 @@ def test_a_missing_gpu(command: str, tmp_path, capsys, checkpoint) -> None:
 @pytest.mark.parametrize(
     "extra, reason",
     [
-        (["--n", "0"], "--n must be between"),
-        (["--n", "100000"], "--n must be between"),
+        (["--n", "0"], "argument --n"),
+        (["--n", "100000"], "argument --n"),
         (["--temperature", "-1"], "--temperature"),
         (["--temperature", "nan"], "--temperature"),
         (["--temperature", "inf"], "--temperature"),
@@ -110,7 +110,7 @@ def test_bad_train_arguments(tmp_path, capsys, tiny_binarized) -> None:
         (["--model", "made", "--hparam", "hidden=lots"], "building made with these hyperparameters failed"),
         (["--model", "pixelcnn", "--ordering", "spiral"], "fixed ordering"),
         (["--model", "made", "--ordering", "nowhere.json"], "no ordering file"),
-        (["--model", "made", "--epochs", "0"], "before any checkpoint was written"),
+        (["--model", "made", "--epochs", "0"], "argument --epochs"),
     ):
         assert_cli_refused(run_cli(capsys, [*base, *extra]), reason)
     assert not (tmp_path / "m.safetensors").exists()

@@ -204,15 +204,63 @@ def test_sampling_interrupted_leaves_the_old_output(error: BaseException, tmp_pa
     ):
         inject()
         result = run_cli(capsys, ["sample", "--checkpoint", checkpoint, "--out", out, "--npy", npy, "--n", 2,
-                                  "--seed", 7])
+                                  "--seed", 7, "--force"])
         monkeypatch.undo()
         assert result.code != 0 and "Traceback" not in result.err
         assert snapshot(tmp_path) == old and leftovers(tmp_path) == []
     # Interrupted between the PNG and the .npy: each file is complete, the PNG new and the .npy as it was.
     fail_on_call(monkeypatch, files_module.os, "replace", 2, error)
-    result = run_cli(capsys, ["sample", "--checkpoint", checkpoint, "--out", out, "--npy", npy, "--n", 2, "--seed", 7])
+    result = run_cli(capsys, ["sample", "--checkpoint", checkpoint, "--out", out, "--npy", npy, "--n", 2, "--seed", 7,
+                              "--force"])
     monkeypatch.undo()
     assert result.code != 0
     now = snapshot(tmp_path)
     assert now["samples.npy"] == old["samples.npy"] and now["samples.png"] != old["samples.png"]
     assert leftovers(tmp_path) == []
+
+
+# a run killed between its writes, a loss that diverges --------------------------------------------------------------
+
+
+def test_a_kill_between_the_weights_and_the_optimizer_is_detected_on_resume(
+    tiny_binarized, tmp_path, capsys, monkeypatch
+) -> None:
+    """The second save writes its weights, then the run is killed before the optimizer state: on resume the
+    state left from the first save is recognised as stale and not used with the newer weights."""
+    out = tmp_path / "made.safetensors"
+    monkeypatch.setattr("app.core.training.validation_nll", _falling_nll())
+    from app.core import training
+
+    fail_on_call(monkeypatch, training, "save_optimizer", 2, KeyboardInterrupt())
+    assert _train(capsys, tiny_binarized, out).code == 130
+    monkeypatch.undo()
+    assert read_info(out).meta["steps"] == 2  # the weights of the second save
+    result = _train(capsys, tiny_binarized, out, "--resume", "--epochs", 0.5)
+    assert result.code == 0, result.err
+    assert "is from an earlier save (step 1)" in result.err and "the optimizer starts afresh" in result.err
+    # A resume after a clean stop uses the state saved with its weights, and says nothing.
+    result = _train(capsys, tiny_binarized, out, "--resume", "--epochs", 0.5)
+    assert result.code == 0 and "optimizer" not in result.err
+
+
+def test_a_loss_that_turns_nan_stops_training_at_once(tiny_binarized, tmp_path, capsys, monkeypatch, registry) -> None:
+    from app.core import training
+
+    out = tmp_path / "made.safetensors"
+    real = training._LossModule.forward
+    calls = [0]
+
+    def diverging(self, *args):
+        calls[0] += 1
+        loss = real(self, *args)
+        return loss * float("nan") if calls[0] >= 3 else loss
+
+    monkeypatch.setattr(training._LossModule, "forward", diverging)
+    result = _train(capsys, tiny_binarized, out)
+    assert_cli_refused(result, "the training loss became nan at step 3")
+    assert "the best checkpoint so far is kept" in result.err
+    assert calls[0] == 3, "training went on after the loss turned NaN"
+    model, info = load_checkpoint(out, registry)  # refused if a NaN had reached the weights
+    assert info.meta["steps"] == 2
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert leftovers(tmp_path) == [] and not (tmp_path / "made.safetensors.lock").exists()

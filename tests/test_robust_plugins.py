@@ -85,6 +85,33 @@ def test_all_broken_plugins_at_once(plugin_dir, monkeypatch, capsys) -> None:
     assert text.code == 0 and all(c.module in text.out for c in BROKEN)
 
 
+def test_a_plugin_that_raises_keyboard_interrupt_is_broken_not_an_interruption(plugin_dir, monkeypatch, capsys,
+                                                                               tmp_path) -> None:
+    """A plugin raising KeyboardInterrupt at import ended every command with exit 130, "interrupted"."""
+    from bad_inputs.make import tiny_checkpoint
+
+    case = next(c for c in BROKEN if c.module == "bad_interrupt")
+    _install(plugin_dir, monkeypatch, {case.module: case.source})
+    image = next(c for c in images() if c.name == "grey.png").write(tmp_path)
+    result = run_cli(capsys, ["score", image, "--checkpoint", tiny_checkpoint(tmp_path)])
+    assert result.code == 0, result.err
+    assert "warning: plugin bad_interrupt: failed to import bad_interrupt: KeyboardInterrupt" in result.err
+    assert_cli_refused(run_cli(capsys, ["models", "--strict-plugins"]), "keyboardinterrupt")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT as POSIX sends it")
+def test_a_real_ctrl_c_while_a_plugin_loads_still_interrupts(plugin_dir, monkeypatch) -> None:
+    """The user's own Ctrl-C (a SIGINT) during a slow plugin import is not mistaken for a broken plugin."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals reach the main thread only")
+    source = "import os, signal, time\nos.kill(os.getpid(), signal.SIGINT)\ntime.sleep(5)\n"
+    _install(plugin_dir, monkeypatch, {"slow_to_load": source})
+    with pytest.raises(KeyboardInterrupt):
+        Registry()
+
+
 @pytest.mark.parametrize("case", BROKEN[:5], ids=lambda c: c.module)
 def test_strict_plugins_makes_a_failure_fatal(case: PluginCase, plugin_dir, monkeypatch, capsys) -> None:
     _install(plugin_dir, monkeypatch, {case.module: case.source})

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from app.cli import options as opt
 from app.core.errors import ARExplorerError
 from app.core.model import ARModel, ModelSpec
 
@@ -38,8 +39,9 @@ def register(sub: argparse._SubParsersAction, add_common: Callable[[argparse.Arg
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--json", action="store_true", help="print the figures as JSON instead of a table")
     p.add_argument("--model", action="append", help="only this model (repeatable; default: every model)")
-    p.add_argument("--batches", default="1,16,256", help="sampling batch sizes, comma-separated")
-    p.add_argument("--budget", type=float, default=4.0, metavar="SECONDS",
+    p.add_argument("--batches", type=opt.whole_list(1, 4096), default=[1, 16, 256],
+                   help="sampling batch sizes, comma-separated (each 1 to 4096)")
+    p.add_argument("--budget", type=opt.real(0, 3600, above_low=True, unit="seconds"), default=4.0, metavar="SECONDS",
                    help="longest single measurement; longer runs are extrapolated from their first steps")
     p.add_argument("--engines", default="auto",
                    help="cached-sampling engines to time, comma-separated: auto, eager, graph, compile")
@@ -227,7 +229,7 @@ def bench_one(spec: ModelSpec, registry, device: torch.device, args: argparse.Na
     if model is None:
         return row
     row.update(shape=list(model.shape), num_values=model.num_values, parameters=sum(p.numel() for p in model.parameters()))
-    batches = [int(b) for b in args.batches.split(",") if b.strip()]
+    batches = list(args.batches)
     parts = {  # the key in the report, the name --skip knows it by, the measurement
         "sampling": ("sampling", lambda: bench_sampling(model, batches, args.budget, args.engines)),
         "scoring_ms": ("scoring", lambda: time_scoring(model, args.budget)),

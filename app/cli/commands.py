@@ -8,13 +8,14 @@ import json
 import math
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from app.cli import options as opt
+from app.cli.outputs import OutputError, check_outputs, checkpoint_files, file_argument, writing
 from app.core.errors import ARExplorerError, DataError, ModelError
 
 
@@ -47,6 +48,10 @@ def _json_default(value: Any) -> Any:
 
 
 def _parse_hparams(items: list[str] | None) -> dict[str, Any]:
+    """``--hparam KEY=VALUE`` options to a dict (each value JSON where it parses, else a string); NaN, infinite
+    and overflowing numbers are refused here, unknown keys by the model's spec (:meth:`ModelSpec.check_hparams`)."""
+    from app.core.checkpoints import implausible_number
+
     out: dict[str, Any] = {}
     for item in items or []:
         if "=" not in item:
@@ -54,8 +59,17 @@ def _parse_hparams(items: list[str] | None) -> dict[str, Any]:
         key, value = item.split("=", 1)
         try:
             out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             out[key.strip()] = value
+            with contextlib.suppress(ValueError):
+                if not math.isfinite(float(value)):  # "nan", "inf": numbers that JSON does not spell
+                    out[key.strip()] = float(value)
+        except ValueError:  # an integer of more digits than Python converts
+            raise ARExplorerError(f"--hparam {key.strip()}: the number is too large") from None
+        problem = implausible_number({key.strip(): out[key.strip()]})
+        if problem:
+            raise ARExplorerError(f"--hparam {problem}: no model takes it (a number must be finite and at most "
+                                  "2^31 in size, a list at most 4096 items long)")
     return out
 
 
@@ -165,6 +179,33 @@ def default_output(model: str, dataset: str, ordering: str | None) -> Path:
     return user_checkpoint_dir() / f"{model}-{dataset}{suffix}.safetensors"
 
 
+def _fresh_output(out: Path, explicit: bool) -> Path:
+    """Where a run afresh (no ``--resume``) writes: never over an existing checkpoint or one being written.
+
+    An explicit ``--out`` that exists is refused; the default output is kept and the run writes beside it
+    (``NAME-2``, ``NAME-3``, ...)."""
+    from app.core.files import is_locked
+    from app.core.training import output_files
+
+    def taken(path: Path) -> bool:
+        return is_locked(path) or any(f.exists() or f.is_symlink() for f in output_files(path))
+
+    if not taken(out):
+        return out
+    if explicit and is_locked(out):
+        raise OutputError(f"--out {out} is being written by another training run; wait for it to end, or choose "
+                          "another --out")
+    if explicit:
+        raise OutputError(
+            f"--out {out} already holds a checkpoint: --resume continues it, or choose another --out to train "
+            "afresh (nothing is replaced)"
+        )
+    n = 2
+    while taken(out.with_name(f"{out.stem}-{n}.safetensors")):
+        n += 1
+    return out.with_name(f"{out.stem}-{n}.safetensors")
+
+
 def _check_resume_matches(out: Path, dataset: str, hparams: dict[str, Any], ordering: str | None) -> None:
     """``--resume`` continues the checkpoint as it is: a dataset, hyperparameter or ordering asked for on the
     command line that differs from it would be silently ignored, so it is an error instead."""
@@ -190,13 +231,13 @@ def _check_resume_matches(out: Path, dataset: str, hparams: dict[str, Any], orde
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from app.cli.progress import ProgressBar
-    from app.core.checkpoints import load_checkpoint, weights_path
-    from app.core.training import TrainConfig, train
+    from app.core.checkpoints import weights_path
 
     rank, world, device = _init_distributed(args.device or "auto")
     session = _session(args, device)
     spec = session.registry.model(args.model)
+    hparams = _parse_hparams(args.hparam)
+    spec.check_hparams(hparams)
     dataset = session.dataset(args.dataset)
     if dataset.kind not in spec.data_kinds and not args.force:
         raise ARExplorerError(
@@ -208,15 +249,40 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ARExplorerError(f"{spec.title} has a fixed ordering; --ordering applies to models of capability build")
         ordering = session.registry.ordering(args.ordering, dataset.shape[1], dataset.shape[2], args.seed)
     out = weights_path(Path(args.out)) if args.out else default_output(spec.name, dataset.name, args.ordering and ordering.name)
+    resuming = bool(args.resume) and out.exists()
+    if not resuming:
+        chosen = _fresh_output(out, explicit=bool(args.out))
+        if chosen != out and rank == 0:
+            print(f"{out.name} exists and is kept: this run writes {chosen.name} beside it "
+                  "(--resume continues the existing one)", file=sys.stderr)
+        out = chosen
     if rank == 0:
         print(f"training {spec.title} on {dataset.title} [{dataset.binarization}] on {session.device}"
               f"{f' x{world} processes' if world > 1 else ''} -> {out}", file=sys.stderr)
-    if args.resume and out.exists():
-        _check_resume_matches(out, dataset.name, _parse_hparams(args.hparam), args.ordering and ordering.name)
+    from app.core.training import claim_output
+
+    # Claimed before anything is read: a second run on the same output is refused at once.
+    lock = claim_output(out) if rank == 0 else None
+    try:
+        if resuming:
+            _check_resume_matches(out, dataset.name, hparams, args.ordering and ordering.name)
+        return _train_into(args, session, spec, dataset, ordering, hparams, out, resuming, rank, world)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train_into(args, session, spec, dataset, ordering, hparams, out: Path, resuming: bool, rank: int,
+                world: int) -> int:
+    from app.cli.progress import ProgressBar
+    from app.core.allocation import MAX_MODEL_VALUES, BudgetExceeded, build_within
+    from app.core.checkpoints import load_checkpoint
+    from app.core.training import TrainConfig, train
+
     # The data first: a missing dataset is reported before minutes go into building or loading a model.
     train_split = session.split(dataset, "train", args.limit)
     valid_split = session.split(dataset, "valid", args.valid_limit) if "valid" in dataset.splits else None
-    if args.resume and out.exists():
+    if resuming:
         model, info = load_checkpoint(out, session.registry, session.device, expect_model=spec.name)
         meta = {k: info.meta[k] for k in ("dataset", "binarization", "images_seen") if k in info.meta}
         if rank == 0:
@@ -226,9 +292,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.resume and rank == 0:
             print(f"nothing to resume at {out}; starting afresh", file=sys.stderr)
         torch.manual_seed(args.seed)
-        config = spec.make_config(dataset.shape, dataset.num_values, _parse_hparams(args.hparam), ordering)
+        config = spec.make_config(dataset.shape, dataset.num_values, hparams, ordering)
         try:
-            model = spec.create(config).to(session.device)
+            model = build_within(spec, config, MAX_MODEL_VALUES).to(session.device)
+        except BudgetExceeded as exc:
+            raise ModelError(
+                f"{spec.title} with these hyperparameters {exc} (the limit is "
+                f"{MAX_MODEL_VALUES / 1e6:.0f} million, far beyond the lecture's models); check --hparam"
+            ) from None
         except Exception as exc:  # noqa: BLE001 - a plugin's constructor may raise anything on bad hparams
             raise ModelError(
                 f"building {spec.title} with these hyperparameters failed: {type(exc).__name__}: {exc}"
@@ -242,13 +313,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     bar = ProgressBar(1, f"{spec.name}") if rank == 0 else None
     last = None
-    with _writing(str(out)):  # a full disk while saving: one line, and the last good checkpoint is intact
-        for event in train(model, train_split, valid_split, cfg, out, meta, resume=args.resume):
+    with writing(str(out)):  # a full disk while saving: one line, and the last good checkpoint is intact
+        for event in train(model, train_split, valid_split, cfg, out, meta, resume=args.resume, claim=False):
             last = event
             if bar is None:
                 continue
             bar.total = event.total_steps
-            if event.kind == "step":
+            if event.kind == "note":
+                print(f"note: {event.message}", file=sys.stderr)
+            elif event.kind == "step":
                 bar.update(event.step, f"train {event.train_nll:.2f} nats/img, {event.images_per_s:.0f} img/s")
             elif event.kind == "eval":
                 bar.update(event.step, f"valid {event.valid_nll:.2f} nats (best {event.best_valid_nll:.2f})")
@@ -261,6 +334,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if rank != 0:
             dist.destroy_process_group()
             return 0
+    if last is not None and last.diverged:
+        kept = f"the best checkpoint so far is kept: {out}" if out.exists() else "no checkpoint was written"
+        raise ModelError(f"{last.message}; {kept}")
     if last is not None and last.kind == "stopped" and last.message:
         print(f"stopped: {last.message}", file=sys.stderr)
     if not out.exists():
@@ -316,9 +392,21 @@ def _load_condition_image(path: str | None, loaded, n: int = 1) -> np.ndarray | 
 def _load_condition_array(path: Path, loaded, n: int) -> np.ndarray:
     """Exact condition values from a ``.npy`` file (as ``sample --npy`` writes them): ``(C, H, W)``, or
     ``(1 or n, C, H, W)`` for one condition per sample; the condition's own shape or the model's image shape."""
+    import io
+
+    from app.core.files import NotARegularFile, describe_os_error, read_limited
+
     try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+        array = np.load(io.BytesIO(read_limited(path, 256 * 2**20)), allow_pickle=False)
+    except FileNotFoundError:
+        raise ARExplorerError(f"no condition file at {path}") from None
+    except NotARegularFile as exc:
+        raise ARExplorerError(f"{path} is {exc.kind}, not a .npy file") from None
+    except OSError as exc:
+        if exc.errno is not None:
+            raise ARExplorerError(f"cannot read {path}: {describe_os_error(exc)}") from None
+        raise ARExplorerError(f"{path.name} is not a readable .npy array ({exc})") from None
+    except ValueError as exc:
         raise ARExplorerError(f"{path.name} is not a readable .npy array ({exc})") from None
     array = array[None] if array.ndim == 3 else array
     model, spec = loaded.model, loaded.model.config.condition
@@ -341,17 +429,16 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from app.core.images import grid_image, save_png
     from app.core.sampling import resolve_mode, sample
 
-    if not 1 <= args.n <= 4096:
-        raise ARExplorerError("--n must be between 1 and 4096")
-    if not (math.isfinite(args.temperature) and args.temperature >= 0):
-        raise ARExplorerError(f"--temperature must be a number >= 0, not {args.temperature}")
-    if not 1 <= args.scale <= 64:
-        raise ARExplorerError("--scale must be between 1 and 64")
+    outputs = {"--out": args.out, "--npy": args.npy}
     session = _session(args)
     loaded = session.load(args.checkpoint)
     for note in loaded.notes:
         print(f"note: {note}", file=sys.stderr)
     model = loaded.model
+    opt.check_batch(args.n, tuple(model.shape))
+    opt.check_canvas(args.n, tuple(model.shape), args.scale, "--n or --scale")
+    check_outputs(outputs, [*checkpoint_files(loaded.info), file_argument(args.ordering), args.condition],
+                  force=args.force)
     ordering = session.ordering(args.ordering, model, args.seed)
     cond = session.condition(model, args.n, args.label, _load_condition_image(args.condition, loaded, args.n))
     start = time.perf_counter()
@@ -360,27 +447,18 @@ def cmd_sample(args: argparse.Namespace) -> int:
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - start
     array = images.cpu().numpy().astype(np.uint8)
-    with _writing(args.out):
+    with writing(args.out):
         save_png(grid_image(array, model.num_values, scale=args.scale), args.out)
     if args.npy:
         from app.core.files import atomic_path
 
-        with _writing(args.npy), atomic_path(args.npy) as tmp, open(tmp, "wb") as handle:
+        with writing(args.npy), atomic_path(args.npy) as tmp, open(tmp, "wb") as handle:
             np.save(handle, array, allow_pickle=False)
     mode = resolve_mode(model, args.mode)
     print(f"{args.n} samples from {loaded.name} ({model.spec.title}, {mode} sampling, T={args.temperature}, "
           f"seed {args.seed}, ordering {ordering.name if ordering else model.ordering.name}) on {model.device} "
           f"in {elapsed:.2f} s -> {args.out}")
     return 0
-
-
-@contextlib.contextmanager
-def _writing(path: str) -> Iterator[None]:
-    """Turn a failure to write ``path`` (no such folder, no permission, disk full) into a one-line error."""
-    try:
-        yield
-    except OSError as exc:
-        raise ARExplorerError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 # score -----------------------------------------------------------------------------------------------------------
@@ -443,6 +521,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
               f"{stats['ordering']}: {stats['nll_nats']:.2f} ± {stats['nll_nats_stderr']:.2f} nats/image, "
               f"{stats['bits_per_dim']:.4f} ± {stats['bits_per_dim_stderr']:.4f} bits/dim ({stats['images']} "
               f"{stats['num_images']} images)")
+    if stats.get("record_error"):
+        # The figure is printed first: measuring took minutes, and only recording it failed.
+        sys.stdout.flush()
+        raise OutputError(f"the result above was not recorded in {loaded.info.json_path.name}: "
+                          f"{stats['record_error']} (--no-record leaves the checkpoint as it is)")
     return 0
 
 
@@ -472,21 +555,25 @@ def register(sub: argparse._SubParsersAction, add_common) -> None:
     common(p, data=True)
     p.add_argument("--model", required=True)
     p.add_argument("--dataset", required=True)
-    p.add_argument("--epochs", type=float, default=10.0)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--max-minutes", type=float, default=None, help="stop after this much wall time")
-    p.add_argument("--eval-every", type=int, default=0, help="steps between validations (default: each epoch)")
-    p.add_argument("--log-every", type=int, default=20)
-    p.add_argument("--limit", type=int, default=0, help="train on at most this many images")
-    p.add_argument("--valid-limit", type=int, default=0, help="validate on at most this many images")
+    p.add_argument("--epochs", type=opt.real(0, 1e6, above_low=True), default=10.0, help="may be fractional")
+    p.add_argument("--batch-size", type=opt.whole(1, 65536), default=128)
+    p.add_argument("--lr", type=opt.real(0, 10, above_low=True), default=1e-3, help="peak learning rate")
+    p.add_argument("--max-minutes", type=opt.real(0, 1e6, above_low=True), default=None,
+                   help="stop after this much wall time")
+    p.add_argument("--eval-every", type=opt.whole(0, 10**9), default=0,
+                   help="steps between validations (default 0: each epoch)")
+    p.add_argument("--log-every", type=opt.whole(1, 10**9), default=20)
+    p.add_argument("--limit", type=opt.count_or_all, default=0, help="train on at most this many images (0 = all)")
+    p.add_argument("--valid-limit", type=opt.count_or_all, default=0,
+                   help="validate on at most this many images (0 = all)")
     p.add_argument("--ordering", default=None, help="for models whose ordering is chosen at build: a preset or JSON file")
     p.add_argument("--hparam", action="append", metavar="KEY=VALUE", help="hyperparameter (JSON value), repeatable")
-    p.add_argument("--out", default=None, help="checkpoint path (default: the user checkpoint folder)")
+    p.add_argument("--out", default=None,
+                   help="checkpoint path (default: the user checkpoint folder); an existing one is never replaced")
     p.add_argument("--resume", action="store_true", help="continue from --out if it exists")
     p.add_argument("--init-from", default=None, metavar="CHECKPOINT",
                    help="start from another checkpoint's weights wherever a layer has the same name and shape")
-    p.add_argument("--seed", type=int, default=0)
+    opt.add_seed(p)
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     p.add_argument("--no-test", action="store_true", help="skip the test-set evaluation at the end")
     p.add_argument("--force", action="store_true", help="train even where the model does not list the data kind")
@@ -495,17 +582,18 @@ def register(sub: argparse._SubParsersAction, add_common) -> None:
     p = sub.add_parser("sample", help="sample images from a checkpoint into a PNG grid")
     common(p)
     p.add_argument("--checkpoint", required=True, help="a shipped checkpoint's name or a .safetensors path")
-    p.add_argument("--n", type=int, default=16)
+    p.add_argument("--n", type=opt.whole(1, 4096), default=16, help="number of samples (1 to 4096)")
     p.add_argument("--out", default="samples.png")
     p.add_argument("--npy", default=None, help="also save the raw values as .npy")
+    p.add_argument("--force", action="store_true", help="replace --out and --npy where they exist")
     p.add_argument("--ordering", default=None, help="a preset name or an ordering JSON file")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--temperature", type=opt.temperature, default=1.0, help="0 to 100 (1: the model itself)")
+    opt.add_seed(p)
     p.add_argument("--mode", default="auto", help="naive, cached or auto")
-    p.add_argument("--label", type=int, default=None, help="class label, for class-conditional models")
+    p.add_argument("--label", type=opt.label, default=None, help="class label, for class-conditional models")
     p.add_argument("--condition", default=None,
                    help="condition image (PNG, ...) or exact values (.npy, as --npy writes), for image-conditional models")
-    p.add_argument("--scale", type=int, default=4, help="pixel size in the PNG")
+    p.add_argument("--scale", type=opt.png_scale, default=4, help="pixel size in the PNG (1 to 64)")
     p.set_defaults(handler=cmd_sample)
 
     p = sub.add_parser("score", help="NLL of image files under a checkpoint")
@@ -513,11 +601,11 @@ def register(sub: argparse._SubParsersAction, add_common) -> None:
     p.add_argument("images", nargs="+")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--ordering", default=None)
-    p.add_argument("--seed", type=int, default=0)
+    opt.add_seed(p, "seed of a random ordering")
     p.add_argument("--json", action="store_true")
     p.add_argument("--per-pixel", action="store_true", help="add per_pixel_nll: H x W of -log p(x_i | x_<i) in nats")
     p.add_argument("--invert", choices=("auto", "yes", "no"), default="auto")
-    p.add_argument("--label", type=int, default=None)
+    p.add_argument("--label", type=opt.label, default=None)
     p.add_argument("--condition", default=None)
     p.set_defaults(handler=cmd_score)
 
@@ -526,13 +614,11 @@ def register(sub: argparse._SubParsersAction, add_common) -> None:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--dataset", default=None, help="default: the checkpoint's own dataset")
     p.add_argument("--split", default="test")
-    p.add_argument("--limit", type=int, default=0, help="the first N images of the split")
-    p.add_argument("--subset", type=int, default=0, help="a seeded random sample of N images of the split")
+    p.add_argument("--limit", type=opt.count_or_all, default=0, help="the first N images of the split (0 = all)")
+    p.add_argument("--subset", type=opt.count_or_all, default=0,
+                   help="a seeded random sample of N images of the split (0 = all)")
     p.add_argument("--ordering", default=None)
-    p.add_argument("--seed", type=int, default=0)
+    opt.add_seed(p, "seed of a random ordering")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--no-record", action="store_true", help="do not write the result into the checkpoint's JSON")
+    p.add_argument("--no-record", action="store_true", help="do not write the result into the checkpoint's record")
     p.set_defaults(handler=cmd_eval)
-
-
-

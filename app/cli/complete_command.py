@@ -7,6 +7,8 @@ import sys
 
 import numpy as np
 
+from app.cli import options as opt
+from app.cli.outputs import check_outputs, checkpoint_files, file_argument, writing
 from app.core.errors import ARExplorerError
 
 TEST_PREFIX = "test:"
@@ -40,11 +42,15 @@ def cmd_complete(args: argparse.Namespace) -> int:
     from app.core.completion import complete, completion_figure, resolve_mask
     from app.core.images import save_png
 
-    if not 1 <= args.n <= 256:
-        raise ARExplorerError("--n must be between 1 and 256")
+    outputs = {"--out": args.out, "--npy": args.npy}
     session = _session(args)
     loaded = session.load(args.checkpoint)
     model = loaded.model
+    opt.check_canvas(args.n + 1, tuple(model.shape), args.scale, "--n or --scale")
+    inputs = [*checkpoint_files(loaded.info), file_argument(args.ordering), file_argument(args.known)]
+    if not args.image.startswith(TEST_PREFIX):
+        inputs.append(args.image)
+    check_outputs(outputs, inputs, force=args.force)
     image, source = read_image_argument(session, loaded, args.image, args.invert)
     known = resolve_mask(args.known, model.config.height, model.config.width)
     ordering = session.ordering(args.ordering, model, args.seed)
@@ -53,11 +59,12 @@ def cmd_complete(args: argparse.Namespace) -> int:
         model, image, known, args.n, seed=args.seed, temperature=args.temperature, ordering=ordering, cond=cond,
         mode=args.mode,
     )
-    save_png(completion_figure(result, scale=args.scale), args.out)
+    with writing(args.out):
+        save_png(completion_figure(result, scale=args.scale), args.out)
     if args.npy:
         from app.core.files import atomic_path
 
-        with atomic_path(args.npy) as tmp, open(tmp, "wb") as handle:
+        with writing(args.npy), atomic_path(args.npy) as tmp, open(tmp, "wb") as handle:
             np.save(handle, result.completions, allow_pickle=False)
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
@@ -75,16 +82,17 @@ def register(sub: argparse._SubParsersAction, add_common) -> None:
     p.add_argument("--checkpoint", required=True, help="a shipped checkpoint's name or a .safetensors path")
     p.add_argument("--known", required=True,
                    help=f"the known region: {', '.join(MASK_PRESETS)}, or a mask image (white = known)")
-    p.add_argument("--n", type=int, default=8, help="number of completions")
+    p.add_argument("--n", type=opt.whole(1, 256), default=8, help="number of completions (1 to 256)")
     p.add_argument("--out", default="completions.png")
     p.add_argument("--npy", default=None, help="also save the completions' values as .npy")
+    p.add_argument("--force", action="store_true", help="replace --out and --npy where they exist")
     p.add_argument("--ordering", default=None, help="for models that take any ordering: a preset or JSON file")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--temperature", type=opt.temperature, default=1.0, help="0 to 100 (1: the model itself)")
+    opt.add_seed(p)
     p.add_argument("--mode", default="auto", help="naive, cached or auto")
-    p.add_argument("--label", type=int, default=None, help="class label, for class-conditional models")
+    p.add_argument("--label", type=opt.label, default=None, help="class label, for class-conditional models")
     p.add_argument("--invert", choices=("auto", "yes", "no"), default="auto")
-    p.add_argument("--scale", type=int, default=4, help="pixel size in the PNG")
+    p.add_argument("--scale", type=opt.png_scale, default=4, help="pixel size in the PNG (1 to 64)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--data-dir", default=None, help="data folder, for test:INDEX images")
     p.set_defaults(handler=cmd_complete)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from app.cli import options as opt
+from app.cli.outputs import check_outputs, checkpoint_files, writing
 from app.core.errors import ARExplorerError
 
 
@@ -27,18 +29,24 @@ def cmd_fisher(args: argparse.Namespace) -> int:
     from app.core.fisher import interpolate, interpolation_figure, load_space_for
     from app.core.images import save_png
 
-    if not 2 <= args.steps <= 32:
-        raise ARExplorerError("--steps must be between 2 and 32")
     session = _session(args)
     loaded = session.load(args.checkpoint)
     model = loaded.model
+    # Three rows (pixels, activations, Fisher scores) and the nearest test images, each of steps + 2 tiles.
+    opt.check_canvas(4 * (args.steps + 2), tuple(model.shape), args.scale, "--steps or --scale")
+    inputs = [*checkpoint_files(loaded.info)] + [ref for ref in (args.image_a, args.image_b) if ":" not in ref]
+    check_outputs({"--out": args.out}, inputs, force=args.force)
     space = load_space_for(loaded.info.weights, _user_dir())
+    if args.neighbours > len(space.reference_images):
+        raise ARExplorerError(f"--neighbours {args.neighbours}: the reference set holds "
+                              f"{len(space.reference_images)} test images")
     image_a, source_a = read_image_argument(session, loaded, args.image_a, args.invert)
     image_b, source_b = read_image_argument(session, loaded, args.image_b, args.invert)
     start = time.perf_counter()
     result = interpolate(model, space, image_a, image_b, args.steps, args.neighbours)
     elapsed = time.perf_counter() - start
-    save_png(interpolation_figure(result, model.num_values, args.scale), args.out)
+    with writing(args.out):
+        save_png(interpolation_figure(result, model.num_values, args.scale), args.out)
     summary = {
         "checkpoint": loaded.name,
         "image_a": source_a,
@@ -77,6 +85,15 @@ def cmd_fisher_decoder(args: argparse.Namespace) -> int:
     session = _session(args)
     loaded = session.load(args.checkpoint)
     model = loaded.model
+    out = Path(args.out) if args.out else _default_out(loaded.info.weights)
+    check_outputs({"--out": out, "--out's JSON": out.with_suffix(".json")}, checkpoint_files(loaded.info),
+                  force=args.force)
+    parameters = sum(p.numel() for p in model.parameters())
+    # Per-example gradients hold batch x parameters values at once; embeddings images x dim.
+    if args.batch_size * parameters > opt.MAX_BATCH_VALUES * 64:
+        raise ARExplorerError(f"--batch-size {args.batch_size}: per-example gradients of {parameters:,} parameters "
+                              f"would hold {args.batch_size * parameters / 1e9:.1f} billion values; at most "
+                              f"{max(1, opt.MAX_BATCH_VALUES * 64 // parameters)} images per chunk")
     if loaded.dataset is None:
         raise ARExplorerError(f"{loaded.name} names no known dataset to train the decoders on")
     train = session.split(loaded.dataset, "train")
@@ -86,7 +103,6 @@ def cmd_fisher_decoder(args: argparse.Namespace) -> int:
     reference = session.split(loaded.dataset, "test", args.reference).images
     settings = FisherSettings(dim=args.dim, seed=args.seed, method=args.method, batch_size=args.batch_size)
     training = DecoderTraining(hidden=args.hidden, epochs=args.epochs, seed=args.seed)
-    out = Path(args.out) if args.out else _default_out(loaded.info.weights)
     meta = {
         "checkpoint": loaded.name,
         "checkpoint_sha256": weights_sha256(loaded.info.weights),
@@ -111,7 +127,8 @@ def cmd_fisher_decoder(args: argparse.Namespace) -> int:
         bar.close()
     if space is None:
         raise ARExplorerError("the Fisher space was not finished; nothing was written")
-    space.save(out)
+    with writing(out):
+        space.save(out)
     meta = space.meta
     print(f"Fisher scores {1000 * meta['fisher_seconds_per_image']:.0f} ms/image, activations "
           f"{1000 * meta['activation_seconds_per_image']:.0f} ms/image; held-out reconstruction "
@@ -126,10 +143,11 @@ def register(sub: argparse._SubParsersAction, add_common) -> None:
     p.add_argument("image_a", help="an image file, or test:INDEX")
     p.add_argument("image_b", help="an image file, or test:INDEX")
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--steps", type=int, default=8, help="points on the line, both ends included")
-    p.add_argument("--neighbours", type=int, default=1, help="nearest reference test images per point")
+    p.add_argument("--steps", type=opt.whole(2, 32), default=8, help="points on the line, both ends included (2 to 32)")
+    p.add_argument("--neighbours", type=opt.whole(1, 100), default=1, help="nearest reference test images per point")
     p.add_argument("--out", default="fisher-strip.png")
-    p.add_argument("--scale", type=int, default=3, help="pixel size in the PNG")
+    p.add_argument("--force", action="store_true", help="replace --out where it exists")
+    p.add_argument("--scale", type=opt.png_scale, default=3, help="pixel size in the PNG (1 to 64)")
     p.add_argument("--json", action="store_true", help="print the points' nearest test images as JSON")
     p.add_argument("--invert", choices=("auto", "yes", "no"), default="auto")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
@@ -139,15 +157,16 @@ def register(sub: argparse._SubParsersAction, add_common) -> None:
     p = sub.add_parser("fisher-decoder", help="make the decoders and reference embeddings that fisher needs")
     add_common(p)
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--images", type=int, default=20000, help="training images to embed (0 = all)")
-    p.add_argument("--reference", type=int, default=500, help="test images kept for nearest neighbours")
-    p.add_argument("--dim", type=int, default=256, help="size of the random projection")
-    p.add_argument("--hidden", type=int, default=256, help="hidden units of each decoder")
-    p.add_argument("--epochs", type=int, default=30, help="decoder training epochs")
-    p.add_argument("--batch-size", type=int, default=32, help="images per gradient chunk")
+    p.add_argument("--images", type=opt.whole(0, 10**7), default=20000, help="training images to embed (0 = all)")
+    p.add_argument("--reference", type=opt.whole(1, 100000), default=500, help="test images kept for nearest neighbours")
+    p.add_argument("--dim", type=opt.whole(1, 65536), default=256, help="size of the random projection")
+    p.add_argument("--hidden", type=opt.whole(1, 65536), default=256, help="hidden units of each decoder")
+    p.add_argument("--epochs", type=opt.whole(1, 100000), default=30, help="decoder training epochs")
+    p.add_argument("--batch-size", type=opt.whole(1, 65536), default=32, help="images per gradient chunk")
     p.add_argument("--method", choices=("auto", "vmap", "loop"), default="auto", help="per-example gradients")
-    p.add_argument("--seed", type=int, default=0)
+    opt.add_seed(p)
     p.add_argument("--out", default=None, help="default: NAME.fisher-decoder.safetensors beside the checkpoint")
+    p.add_argument("--force", action="store_true", help="replace --out where it exists")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--data-dir", default=None)
     p.set_defaults(handler=cmd_fisher_decoder)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from app.cli import options as opt
 from app.core.errors import ARExplorerError, CheckpointError
 
 
@@ -76,8 +77,10 @@ def register(sub: argparse._SubParsersAction, add_common) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--data-dir", default=None, help="data folder (else $AR_EXPLORER_DATA, else the cache)")
     p.add_argument("--classifier", default=None, help="the digit classifier (default: the shipped one)")
-    p.add_argument("--samples-per-label", type=int, default=10)
-    p.add_argument("--superres-images", type=int, default=100)
+    p.add_argument("--samples-per-label", type=opt.whole(1, 1000), default=10,
+                   help="samples drawn per class label (1 to 1000)")
+    p.add_argument("--superres-images", type=opt.whole(1, 10000), default=100,
+                   help="test images whose 7x7 condition the super-resolution lesson samples from (1 to 10000)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(handler=cmd_lessons)

@@ -7,14 +7,39 @@ Every command runs without Qt. Errors are one line on stderr and a non-zero exit
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 
 from app.core.errors import ARExplorerError
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 128 + 15
+
+
+class Terminated(BaseException):
+    """SIGTERM (``kill``, a scheduler's time limit) arrived: unwound like Ctrl-C, so that temporary files and
+    locks are removed on the way out."""
+
+
+@contextlib.contextmanager
+def _terminate_cleanly() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        yield
+        return
+
+    def terminate(signum, frame) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -29,8 +54,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from app.cli import commands, data_commands
+    from app.cli import options as opt
 
-    parser = argparse.ArgumentParser(
+    parser = opt.ArgumentParser(
         prog="ar-explorer",
         description="See inside autoregressive likelihood models of images. With no command, opens the app.",
     )
@@ -38,12 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.set_defaults(strict_plugins=False, debug=False)
     parser.add_argument("--screenshot", metavar="PATH", help="open the app, run a view's default action, save a PNG, exit")
     parser.add_argument("--view", default=None, help="the view to open (sample, score, inspect, ...)")
-    parser.add_argument("--after", type=float, default=3.0, metavar="SECONDS", help="seconds before the screenshot")
+    parser.add_argument("--after", type=opt.real(0, 3600, unit="seconds"), default=3.0, metavar="SECONDS",
+                        help="seconds before the screenshot")
     parser.add_argument("--session", metavar="FILE", default=None,
                         help="open the app on a session file (File > Save session); other options override it")
     parser.add_argument("--checkpoint", default=None, help="the checkpoint to open the app on")
     parser.add_argument("--device", default=None, help="auto, cpu, cuda or mps")
-    parser.add_argument("--scale", type=float, default=None, help="UI scale (1.0 normal, 1.5-2.0 for projectors)")
+    parser.add_argument("--scale", type=opt.real(0.5, 4), default=None,
+                        help="UI scale (1.0 normal, 1.5-2.0 for projectors; 0.5 to 4)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.register(sub, _add_common)
     data_commands.register(sub, _add_common)
@@ -73,7 +101,10 @@ def main(argv: Sequence[str] | None = None, gui: GuiLauncher | None = None) -> i
     """Run a command; with none, start the desktop app through ``gui`` (see :mod:`app.main`)."""
     parser = build_parser()
     argv = session_shorthand(list(sys.argv[1:] if argv is None else argv), _command_names(parser))
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a refused option (one line already printed): its status
+        return exc.code if isinstance(exc.code, int) else EXIT_ERROR
     debug = getattr(args, "debug", False) or bool(os.environ.get("AR_EXPLORER_DEBUG"))
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
     try:
@@ -81,7 +112,11 @@ def main(argv: Sequence[str] | None = None, gui: GuiLauncher | None = None) -> i
             if gui is None:
                 from app.main import launch_gui as gui
             return int(gui(args) or 0)
-        return int(handler(args) or 0)
+        with _terminate_cleanly():
+            return int(handler(args) or 0)
+    except Terminated:
+        print("terminated: files on disk are as they were or complete", file=sys.stderr)
+        return EXIT_TERMINATED
     except ARExplorerError as exc:
         if debug:
             raise
@@ -92,6 +127,15 @@ def main(argv: Sequence[str] | None = None, gui: GuiLauncher | None = None) -> i
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0
+    except OSError as exc:
+        # The machine's refusal (a full disk, a read-only folder, a file that is not there), not a bug.
+        if debug:
+            raise
+        from app.core.files import describe_os_error
+
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{describe_os_error(exc)}", file=sys.stderr)
+        return EXIT_ERROR
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         if debug:
             raise

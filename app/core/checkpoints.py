@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import uuid
@@ -20,11 +21,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_bytes
 from safetensors.torch import safe_open as _safe_open  # noqa: F401  (kept for plugin authors)
+from safetensors.torch import save_file
 
+from app.core.allocation import BudgetExceeded, build_within, checkpoint_budget
 from app.core.errors import CheckpointError, PluginError
-from app.core.files import atomic_path, atomic_write_text
+from app.core.files import (
+    NotARegularFile,
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_text,
+    describe_os_error,
+    open_regular,
+    read_limited,
+)
 from app.core.model import ARModel, ModelConfig, ModelSpec
 
 if TYPE_CHECKING:
@@ -34,6 +45,20 @@ FORMAT = "ar-explorer-checkpoint"
 FORMAT_VERSION = 1
 PICKLE_SUFFIXES = {".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".tar", ".joblib"}
 HEADER_LIMIT = 100 * 1024 * 1024  # safetensors' own limit on the JSON header
+#: Checkpoint files over this size are refused unread (the largest model of the lecture takes a few MB).
+MAX_CHECKPOINT_BYTES = 4 * 2**30
+#: A JSON sidecar over this size is ignored (the weights' own header holds the record).
+MAX_SIDECAR_BYTES = 64 * 2**20
+#: Bytes per value of each safetensors dtype.
+DTYPE_BYTES = {
+    "BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "U16": 2, "I16": 2, "F16": 2, "BF16": 2,
+    "U32": 4, "I32": 4, "F32": 4, "U64": 8, "I64": 8, "F64": 8,
+}
+#: The safetensors name of each torch dtype a model may hold.
+_TORCH_DTYPES = {
+    torch.bool: "BOOL", torch.uint8: "U8", torch.int8: "I8", torch.int16: "I16", torch.int32: "I32",
+    torch.int64: "I64", torch.float16: "F16", torch.bfloat16: "BF16", torch.float32: "F32", torch.float64: "F64",
+}
 
 
 @dataclass
@@ -92,6 +117,22 @@ def library_versions() -> dict[str, str]:
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tensors_sha256(path: str | Path) -> str:
+    """The identity of a checkpoint's weights: the SHA-256 of its tensors (their names, dtypes, shapes and
+    bytes), not of the record in its header, which ``eval`` rewrites. What is made for these weights (a Fisher
+    space) names them by it."""
+    path = Path(path)
+    header = read_header(path)
+    entries = json.dumps({k: header[k] for k in sorted(file_tensors(header))}, sort_keys=True)
+    digest = hashlib.sha256(entries.encode("utf-8"))
+    with open_regular(path) as handle:
+        length = int.from_bytes(handle.read(8), "little")
+        handle.seek(8 + length)
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -158,12 +199,28 @@ def save_checkpoint(
 
 
 def update_metadata(info: CheckpointInfo, updates: dict[str, Any]) -> CheckpointInfo:
-    """Add results (for example ``test_nll_nats`` from ``eval``) to a checkpoint's JSON, atomically."""
+    """Add results (for example ``test_nll_nats`` from ``eval``) to a checkpoint's record, atomically: in the
+    weights' own header first, so that a copy of the ``.safetensors`` file alone keeps them, then in its JSON."""
     meta = dict(info.meta)
     meta.update(updates)
+    embed_record(info.weights, meta)  # without its hash: the header cannot name the hash of its own file
     meta["weights_sha256"] = _sha256(info.weights)
     atomic_write_text(info.json_path, json.dumps(meta, indent=2, default=_json_default) + "\n")
     return CheckpointInfo(info.name, info.weights, meta)
+
+
+def embed_record(weights: Path, record: dict[str, Any]) -> None:
+    """Rewrite the record kept in a checkpoint's header (``ar_explorer_record``), the tensors' bytes unchanged."""
+    read_header(weights)  # a file that is not a sound checkpoint is refused, not rewritten
+    data = read_limited(weights, MAX_CHECKPOINT_BYTES)
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + length])
+    metadata = header.setdefault("__metadata__", {})
+    record = {k: v for k, v in record.items() if k != "weights_sha256"}
+    metadata["ar_explorer_record"] = json.dumps(record, default=_json_default)
+    raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    raw += b" " * (-len(raw) % 8)  # safetensors pads its header to 8 bytes, so that the data stay aligned
+    atomic_write_bytes(weights, len(raw).to_bytes(8, "little") + raw + data[8 + length :])
 
 
 def _json_default(value: Any) -> Any:
@@ -191,7 +248,7 @@ def read_header(weights: Path) -> dict[str, Any]:
     tensors lying inside the file."""
     refuse_pickle(weights)
     try:
-        with open(weights, "rb") as handle:
+        with open_regular(weights) as handle:
             raw_len = handle.read(8)
             # A safetensors header is JSON: its first byte is "{". Only a file that is not one is tested for the
             # pickle and zip signatures, which a header length can spell by chance (896 bytes is 80 03 00 ..).
@@ -213,10 +270,13 @@ def read_header(weights: Path) -> dict[str, Any]:
             end = handle.seek(0, os.SEEK_END)
     except FileNotFoundError:
         raise CheckpointError(f"no checkpoint at {weights}") from None
-    except IsADirectoryError:
-        raise CheckpointError(f"{weights} is a folder, not a checkpoint") from None
+    except NotARegularFile as exc:
+        raise CheckpointError(f"{weights} is {exc.kind}, not a checkpoint") from None
     except OSError as exc:
-        raise CheckpointError(f"cannot read {weights}: {exc}") from None
+        raise CheckpointError(f"cannot read {weights}: {describe_os_error(exc)}") from None
+    if end > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError(f"{weights.name} is {end / 2**30:.1f} GB; checkpoints over "
+                              f"{MAX_CHECKPOINT_BYTES // 2**30} GB are refused")
     try:
         header = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
@@ -254,6 +314,25 @@ def _check_entries(name: str, header: dict[str, Any], data_len: int) -> None:
             raise CheckpointError(f"{name} is corrupt (the entry of tensor {key[:60]!r} is malformed)")
         if offsets[0] > offsets[1] or offsets[1] > data_len:
             raise CheckpointError(f"{name} is truncated or corrupt (tensor {key[:60]!r} lies past its end)")
+        size = DTYPE_BYTES.get(entry["dtype"])
+        if size is None:
+            raise CheckpointError(f"{name} is corrupt (tensor {key[:60]!r} has an unknown dtype {entry['dtype'][:20]!r})")
+        # A shape that does not fill its bytes exactly is a header that lies (about the shape or the dtype).
+        if math.prod(shape) * size != offsets[1] - offsets[0]:
+            raise CheckpointError(
+                f"{name} is corrupt (tensor {key[:60]!r}: {_short(shape)} values of {entry['dtype']} do not take "
+                f"the {offsets[1] - offsets[0]} bytes it spans)"
+            )
+
+
+def _short(shape: list[int]) -> str:
+    text = "x".join(str(v) for v in shape) or "1"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def file_tensors(header: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The tensor entries of a checkpoint's header (its metadata left out)."""
+    return {k: v for k, v in header.items() if k != "__metadata__"}
 
 
 def _describes(sidecar: dict[str, Any], embedded: dict[str, Any], weights: Path) -> bool:
@@ -286,7 +365,7 @@ def read_info(path: str | Path) -> CheckpointInfo:
     sidecar = weights.with_suffix(".json")
     if sidecar.is_file():
         try:
-            full = _json_object(sidecar.read_text(encoding="utf-8"))
+            full = _json_object(read_limited(sidecar, MAX_SIDECAR_BYTES).decode("utf-8"))
         except (OSError, UnicodeDecodeError):
             full = None
         if full is not None and _describes(full, meta, weights):
@@ -303,14 +382,32 @@ def _json_object(text: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def build_model(registry: Registry, meta: dict[str, Any], source: str = "checkpoint") -> ARModel:
-    """Build the model a checkpoint's metadata describes (weights not loaded); :class:`CheckpointError` if none."""
+def build_model(
+    registry: Registry,
+    meta: dict[str, Any],
+    source: str = "checkpoint",
+    header: dict[str, Any] | None = None,
+) -> ARModel:
+    """Build the model a checkpoint's metadata describes (weights not loaded); :class:`CheckpointError` if none.
+
+    With the file's ``header``, the build is stopped as soon as it asks for far more memory than the file's
+    tensors hold (:func:`app.core.allocation.checkpoint_budget`): a config that claims 2000 channels, or a
+    million layers, is refused in a moment instead of allocating gigabytes.
+    """
     spec, config = _spec_and_config(registry, meta, source)
+    tensors = file_tensors(header) if header is not None else None
+    file_values = sum(math.prod(v["shape"]) for v in tensors.values()) if tensors is not None else 0
     try:
-        model = spec.create(config)
+        if tensors is None:
+            return spec.create(config)
+        return build_within(spec, config, *checkpoint_budget(file_values, len(tensors)))
+    except BudgetExceeded as exc:
+        raise CheckpointError(
+            f"{source}: its config does not describe its weights: the {spec.title} it describes {exc}, where the "
+            f"file holds {len(tensors)} tensors of {file_values} values in all"
+        ) from None
     except Exception as exc:  # a plugin's constructor may raise anything
         raise CheckpointError(f"{source}: building {spec.title} from its config failed: {exc}") from None
-    return model
 
 
 def _spec_and_config(registry: Registry, meta: dict[str, Any], source: str) -> tuple[ModelSpec, ModelConfig]:
@@ -339,7 +436,42 @@ def _config(meta: dict[str, Any], source: str) -> ModelConfig:
         raise CheckpointError(
             f"{source} has an implausible model config (shape {list(config.shape)}, {config.num_values} values)"
         )
+    problem = implausible_number(config.hparams)
+    if problem:
+        raise CheckpointError(f"{source} has an implausible model config (hyperparameter {problem})")
     return config
+
+
+#: No hyperparameter of any model is a number beyond this (a count of channels, layers, masks, ...), nor a list
+#: longer than this (the sizes of hidden layers, say).
+MAX_HPARAM_MAGNITUDE = 2**31
+MAX_HPARAM_LIST = 4096
+
+
+def implausible_number(value: Any, path: str = "") -> str:
+    """The first value in ``value`` (a JSON-like tree of hyperparameters) that no model takes: a number that is
+    NaN, infinite or beyond :data:`MAX_HPARAM_MAGNITUDE`, or a list longer than :data:`MAX_HPARAM_LIST`, as
+    ``"KEY=VALUE"``; empty where there is none."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = implausible_number(item, f"{path}.{key}" if path else str(key))
+            if found:
+                return found
+        return ""
+    if isinstance(value, (list, tuple)):
+        if len(value) > MAX_HPARAM_LIST:
+            return f"{path}=a list of {len(value)} items"
+        for index, item in enumerate(value):
+            found = implausible_number(item, f"{path}[{index}]")
+            if found:
+                return found
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return ""
+    if isinstance(value, float) and not math.isfinite(value) or abs(value) > MAX_HPARAM_MAGNITUDE:
+        text = str(value)
+        return f"{path}={text if len(text) <= 24 else text[:21] + '...'}"
+    return ""
 
 
 def _shape_problems(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]]) -> list[str]:
@@ -372,17 +504,24 @@ def load_checkpoint(
     if expect_model is not None and info.model != expect_model:
         raise CheckpointError(f"{info.name} is a checkpoint of {info.model!r}, not of {expect_model!r}")
     source = info.weights.name
-    model = build_model(registry, info.meta, source)
+    # The header says what the file holds: the model is built within what it can need, and a mismatch of
+    # names, shapes or dtypes is refused before any weight is read.
+    header = read_header(info.weights)
+    tensors = file_tensors(header)
+    model = build_model(registry, info.meta, source, header)
     expected = model.state_dict()
     shapes = {k: tuple(v.shape) for k, v in expected.items()}
-    # The header says what the file holds: a mismatch is refused before any weight is read.
-    header = read_header(info.weights)
-    _refuse_mismatch(info, _shape_problems(shapes, {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}))
+    _refuse_mismatch(info, _shape_problems(shapes, {k: tuple(v["shape"]) for k, v in tensors.items()}))
+    _refuse_dtypes(info, expected, {k: v["dtype"] for k, v in tensors.items()})
     try:
-        state = load_file(str(info.weights), device="cpu")
+        # Read as bytes, so that what is parsed is what was checked to be a regular file of bounded size.
+        state = load_bytes(read_limited(info.weights, MAX_CHECKPOINT_BYTES))
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {info.weights}: {describe_os_error(exc)}") from None
     except Exception as exc:  # noqa: BLE001 - safetensors raises several types on a corrupt file
         raise CheckpointError(f"{source} is corrupt: {' '.join(str(exc).split())[:200]}") from None
     _refuse_mismatch(info, _shape_problems(shapes, {k: tuple(v.shape) for k, v in state.items()}))
+    _refuse_dtypes(info, expected, {k: _TORCH_DTYPES.get(v.dtype, str(v.dtype)) for k, v in state.items()})
     state = {k: v.to(expected[k].dtype) for k, v in state.items()}
     for key, tensor in state.items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
@@ -413,6 +552,35 @@ def carry_weights(model: ARModel, source: ARModel) -> tuple[list[str], list[str]
         for key in carried:
             target[key].copy_(found[key].to(target[key].dtype))
     return carried, sorted(set(target) - set(carried))
+
+
+def accepted_dtypes(model_dtype: torch.dtype, weights_dtype: object = None) -> set[str]:
+    """The safetensors dtypes a tensor the model holds in ``model_dtype`` may be stored in: that dtype, or
+    float16 for a floating tensor of a checkpoint saved in half precision (``weights_dtype`` as recorded)."""
+    own = _TORCH_DTYPES.get(model_dtype, str(model_dtype))
+    if not model_dtype.is_floating_point:
+        return {own}
+    if weights_dtype == "float16":
+        return {"F16"}
+    if weights_dtype == "float32":
+        return {own}
+    return {own, "F16"}
+
+
+def _refuse_dtypes(info: CheckpointInfo, expected: dict[str, torch.Tensor], found: dict[str, str]) -> None:
+    """Refuse a tensor stored in a dtype the model does not store: bytes of float16 relabelled bfloat16 would
+    load as other numbers, and integers cast to floats would be blamed on the model later."""
+    recorded = info.meta.get("weights_dtype")
+    for key in sorted(found):
+        if key not in expected:
+            continue
+        allowed = accepted_dtypes(expected[key].dtype, recorded)
+        if found[key] not in allowed:
+            raise CheckpointError(
+                f"the weights in {info.weights.name} are stored as {found[key][:20]} (tensor {key[:60]}); "
+                f"a {info.model!r} model stores {' or '.join(sorted(allowed))}"
+                + (f" (its record says {recorded})" if isinstance(recorded, str) else "")
+            )
 
 
 def _refuse_mismatch(info: CheckpointInfo, problems: list[str]) -> None:
@@ -479,7 +647,7 @@ def load_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> dict[str, An
     """Restore what :func:`save_optimizer` wrote; returns its ``extra`` dict."""
     header = read_header(path)
     scalars = json.loads((header.get("__metadata__") or {}).get("optimizer", "{}"))
-    tensors = load_file(str(path))
+    tensors = load_bytes(read_limited(path, MAX_CHECKPOINT_BYTES))
     state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
         index, name = key.split(".", 1)

@@ -39,7 +39,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from app.core.errors import ARExplorerError
+from app.core.errors import ARExplorerError, CheckpointError
 from app.core.files import atomic_path, atomic_write_text
 from app.core.model import ARModel
 
@@ -478,6 +478,18 @@ class FisherSpace:
 
 
 def weights_sha256(weights: Path) -> str:
+    """The identity of a checkpoint's weights (:func:`app.core.checkpoints.tensors_sha256`): unchanged when
+    ``eval`` records a result in the checkpoint's header. A file that is no checkpoint is named by its bytes."""
+    from app.core.checkpoints import tensors_sha256
+
+    try:
+        return tensors_sha256(weights)
+    except CheckpointError:
+        return _file_sha256(weights)
+
+
+def _file_sha256(weights: Path) -> str:
+    """The SHA-256 of the whole file, by which Fisher spaces made before named their checkpoint."""
     digest = hashlib.sha256()
     with open(weights, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -508,7 +520,7 @@ def load_space_for(weights: Path, user_dir: Path | None = None) -> FisherSpace:
         )
     space = FisherSpace.load(found)
     expected = space.meta.get("checkpoint_sha256")
-    if expected and expected != weights_sha256(weights):
+    if expected and expected not in (weights_sha256(weights), _file_sha256(weights)):
         raise FisherError(
             f"{found.name} was made for other weights of {weights.stem}; make it again with ar-explorer "
             f"fisher-decoder --checkpoint {weights.stem}"

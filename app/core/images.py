@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from app.core.errors import ImageError
+from app.core.files import FileTooLarge, NotARegularFile, describe_os_error, read_limited
 
 MAX_FILE_BYTES = 256 * 1024 * 1024
 
@@ -58,6 +60,30 @@ def _decode(data: bytes, name: str) -> Image.Image:
     return image
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_damage(data: bytes) -> str:
+    """What is wrong with the chunks of a PNG file (a chunk that fails its CRC check, a file cut inside a
+    chunk), empty where nothing is or where ``data`` is not a PNG. Decoders do not check every CRC."""
+    if not data.startswith(_PNG_SIGNATURE):
+        return ""
+    pos = len(_PNG_SIGNATURE)
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8].decode("latin-1")
+        end = pos + 12 + length
+        if end > len(data):
+            return f"it is truncated inside its {kind!r} chunk"
+        if zlib.crc32(data[pos + 4 : end - 4]) != int.from_bytes(data[end - 4 : end], "big"):
+            return f"its {kind!r} chunk fails its CRC check (the bytes were damaged)"
+        if kind == "IEND":
+            return ""
+        pos = end
+    # Nothing but the signature (or less than a chunk) is no PNG at all, not a damaged one.
+    return "it is truncated (it ends before its IEND chunk)" if pos > len(_PNG_SIGNATURE) else ""
+
+
 def open_image(source: str | Path | bytes) -> Image.Image:
     """Open and fully decode an image, turning every failure into :class:`ImageError`."""
     name = "the data" if isinstance(source, bytes) else Path(source).name
@@ -65,22 +91,28 @@ def open_image(source: str | Path | bytes) -> Image.Image:
         if isinstance(source, bytes):
             data = source
         else:
-            path = Path(source)
-            if path.is_dir():
-                raise ImageError(f"{path} is a folder, not an image")
-            size = path.stat().st_size
-            if size == 0:
-                raise ImageError(f"{name} is empty (0 bytes)")
-            if size > MAX_FILE_BYTES:
-                raise ImageError(f"{name} is {size / 2**20:.0f} MB; images over {MAX_FILE_BYTES // 2**20} MB are refused")
-            data = path.read_bytes()
+            # A regular file only (a FIFO would hang, /dev/zero never end), and never more than the limit read.
+            data = read_limited(source, MAX_FILE_BYTES)
         if not data:
             raise ImageError(f"{name} is empty (0 bytes)")
-        image = _decode(data, name)
+        try:
+            image = _decode(data, name)
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            damage = png_damage(data) if exc.errno is None or not isinstance(exc, OSError) else ""
+            if damage:  # the decoder's own message ("not an image", "broken PNG") hides the real reason
+                raise ImageError(f"{name} is a damaged PNG file: {damage}") from None
+            raise
+        damage = png_damage(data)
+        if damage and "CRC" in damage:  # decoded, but from bytes that are not what was written
+            raise ImageError(f"{name} is a damaged PNG file: {damage}")
     except ImageError:
         raise
     except FileNotFoundError:
         raise ImageError(f"no file at {source}") from None
+    except NotARegularFile as exc:
+        raise ImageError(f"{source} is {exc.kind}, not an image file") from None
+    except FileTooLarge as exc:
+        raise ImageError(f"{name} is refused as an image: {exc.strerror}") from None
     except PermissionError:
         raise ImageError(f"{name} cannot be read (permission denied)") from None
     except UnidentifiedImageError:
@@ -89,7 +121,11 @@ def open_image(source: str | Path | bytes) -> Image.Image:
         raise ImageError(f"{name} has too many pixels to decode safely") from None
     except MemoryError:
         raise ImageError(f"{name} is too large to decode in memory") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except OSError as exc:
+        if exc.errno is not None:  # the system's refusal (decoders read from memory and raise without an errno)
+            raise ImageError(f"cannot read {name}: {describe_os_error(exc)}") from None
+        raise ImageError(f"{name} is corrupt or truncated ({_one_line(exc)})") from None
+    except (SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"{name} is corrupt or truncated ({_one_line(exc)})") from None
     except Exception as exc:  # noqa: BLE001 - a decoder may raise anything on a crafted file
         raise ImageError(f"{name} cannot be decoded ({type(exc).__name__}: {_one_line(exc)})") from None

@@ -156,6 +156,9 @@ class ModelSpec:
         For conditional models, how the condition is made (see :class:`ConditionSpec`).
     sampler_modes
         The sampling modes it offers besides ``naive``, e.g. ``("cached",)``.
+    hparam_keys
+        Hyperparameters it takes besides those named in ``default_hparams`` and ``tiny_hparams`` (options such
+        as a likelihood's name): a key outside all three is refused as a typo (:meth:`check_hparams`).
     """
 
     name: str
@@ -170,6 +173,34 @@ class ModelSpec:
     condition: ConditionSpec | None = None
     sampler_modes: tuple[str, ...] = ()
     paper_nll: str = ""
+    hparam_keys: tuple[str, ...] = ()
+
+    @property
+    def known_hparams(self) -> list[str]:
+        """Every hyperparameter key the model takes, sorted."""
+        return sorted({*self.default_hparams, *self.tiny_hparams, *self.hparam_keys})
+
+    def check_hparams(self, hparams: dict[str, Any] | None) -> None:
+        """Refuse keys the model does not take (``chanels`` for ``channels``), naming those it does take.
+
+        Raises
+        ------
+        ModelError
+            With the unknown keys, the closest known ones, and the full list.
+        """
+        import difflib
+
+        known = self.known_hparams
+        unknown = [key for key in (hparams or {}) if key not in known]
+        if not unknown:
+            return
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ModelError(
+            f"{self.title} takes no hyperparameter {', '.join(hints)}; it takes: {', '.join(known) or 'none'}"
+        )
 
     def make_config(
         self,

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from app.core.errors import OrderingError
-from app.core.files import atomic_write_text
+from app.core.files import FileTooLarge, NotARegularFile, atomic_write_text, describe_os_error, read_limited
 
 #: The largest grid side an ordering may have, and the largest ordering file read.
 MAX_SIDE = 4096
@@ -148,19 +148,20 @@ class Ordering:
         """Read an ordering saved by :meth:`save`; :class:`OrderingError` says what is wrong with the file."""
         path = Path(path)
         try:
-            size = path.stat().st_size
-            if size > MAX_FILE_BYTES:
-                raise OrderingError(
-                    f"{path.name} is {size / 2**20:.0f} MB; ordering files over {MAX_FILE_BYTES // 2**20} MB are refused"
-                )
+            # A regular file only (a FIFO would hang, /dev/zero never end), and never more than the limit read.
             # utf-8-sig: editors on Windows start files with a byte-order mark.
-            text = path.read_text(encoding="utf-8-sig")
+            text = read_limited(path, MAX_FILE_BYTES).decode("utf-8-sig")
         except FileNotFoundError:
             raise OrderingError(f"no ordering file at {path}") from None
-        except IsADirectoryError:
-            raise OrderingError(f"{path} is a folder, not an ordering file") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise OrderingError(f"cannot read the ordering file {path.name}: {' '.join(str(exc).split())}") from None
+        except NotARegularFile as exc:
+            raise OrderingError(f"{path} is {exc.kind}, not an ordering file") from None
+        except FileTooLarge as exc:
+            raise OrderingError(f"{path.name} is refused as an ordering file: {exc.strerror}") from None
+        except OSError as exc:
+            raise OrderingError(f"cannot read the ordering file {path.name}: {describe_os_error(exc)}") from None
+        except UnicodeDecodeError as exc:
+            raise OrderingError(f"cannot read the ordering file {path.name}: it is not UTF-8 text ({exc.reason} at "
+                                f"byte {exc.start})") from None
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:

@@ -9,12 +9,15 @@ the reason and skipped, unless the registry is strict.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import os
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -98,6 +101,38 @@ class PluginStatus:
         }
 
 
+@contextlib.contextmanager
+def _watch_for_ctrl_c() -> Iterator[list[bool]]:
+    """While plugin code runs, note whether the user really pressed Ctrl-C (a SIGINT arrived).
+
+    A ``KeyboardInterrupt`` that a plugin raises itself (at import, say) is a broken plugin, to be reported and
+    skipped; one that a SIGINT caused is the user stopping the command. Signals are only seen on the main
+    thread: elsewhere every ``KeyboardInterrupt`` is the plugin's own.
+    """
+    received = [False]
+    previous = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
+    if previous is None or previous == signal.SIG_IGN:
+        yield received
+        return
+
+    def note_and_interrupt(signum, frame) -> None:
+        received[0] = True
+        if callable(previous):
+            previous(signum, frame)  # Python's own handler raises KeyboardInterrupt
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, note_and_interrupt)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _user_interrupt(exc: BaseException, received: list[bool]) -> bool:
+    """Whether ``exc`` is the user's Ctrl-C (to re-raise), not a plugin's own ``KeyboardInterrupt``."""
+    return isinstance(exc, KeyboardInterrupt) and received[0]
+
+
 _HOOKS: dict[str, tuple[str, type | tuple[type, ...]]] = {
     "ar_explorer_models": ("models", ModelSpec),
     "ar_explorer_datasets": ("datasets", DatasetSpec),
@@ -163,13 +198,14 @@ class Registry:
             seen_modules.add(ep.value)
             status = PluginStatus(ep.name, "entry point", ep.value)
             self.statuses[ep.name] = status
-            try:
-                plugin = ep.load()
-            except BaseException as exc:  # noqa: BLE001 - a plugin's import may raise anything
-                if isinstance(exc, KeyboardInterrupt):
-                    raise
-                self._record_failure(status, f"failed to import {ep.value}: {type(exc).__name__}: {exc}")
-                continue
+            with _watch_for_ctrl_c() as received:
+                try:
+                    plugin = ep.load()
+                except BaseException as exc:  # noqa: BLE001 - a plugin's import may raise anything
+                    if _user_interrupt(exc, received):
+                        raise
+                    self._record_failure(status, f"failed to import {ep.value}: {type(exc).__name__}: {exc}")
+                    continue
             self._register(plugin, status)
         for module_name in BUILTIN_PLUGINS:
             if module_name not in seen_modules and (not only or module_name.split(".")[-1] in only):
@@ -182,13 +218,14 @@ class Registry:
             name = module_name
         status = PluginStatus(name, source, module_name)
         self.statuses[name] = status
-        try:
-            module = importlib.import_module(module_name)
-        except BaseException as exc:  # noqa: BLE001
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            self._record_failure(status, f"failed to import {module_name}: {type(exc).__name__}: {exc}")
-            return False
+        with _watch_for_ctrl_c() as received:
+            try:
+                module = importlib.import_module(module_name)
+            except BaseException as exc:  # noqa: BLE001 - a plugin's import may raise anything
+                if _user_interrupt(exc, received):
+                    raise
+                self._record_failure(status, f"failed to import {module_name}: {type(exc).__name__}: {exc}")
+                return False
         return self._register(module, status)
 
     def register(self, plugin: object, name: str) -> None:
@@ -234,13 +271,14 @@ class Registry:
                 self._call(impl, status, kind, expected)
 
     def _call(self, impl: Any, status: PluginStatus, kind: str, expected: type | tuple[type, ...]) -> None:
-        try:
-            result = impl.function()
-        except BaseException as exc:  # noqa: BLE001
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            self._record_failure(status, f"{impl.function.__name__} raised {type(exc).__name__}: {exc}", True)
-            return
+        with _watch_for_ctrl_c() as received:
+            try:
+                result = impl.function()
+            except BaseException as exc:  # noqa: BLE001 - a plugin's hook may raise anything
+                if _user_interrupt(exc, received):
+                    raise
+                self._record_failure(status, f"{impl.function.__name__} raised {type(exc).__name__}: {exc}", True)
+                return
         if result is None:
             return
         if not isinstance(result, (list, tuple)):

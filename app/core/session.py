@@ -18,6 +18,7 @@ from app.core.conditions import derive_condition
 from app.core.datasets import DatasetSpec, DataSplit, resolve_data_dir
 from app.core.devices import is_out_of_memory, resolve_device
 from app.core.errors import ARExplorerError, Cancelled, DataError, ModelError, PluginError
+from app.core.files import describe_os_error
 from app.core.model import ARModel
 from app.core.orderings import Ordering
 from app.core.registry import Registry, get_registry
@@ -162,7 +163,8 @@ class Session:
         subset: int = 0,
         should_stop: Callable[[], bool] | None = None,
     ) -> dict:
-        """Mean NLL with its standard error; on the checkpoint's own full test set, record it in its JSON.
+        """Mean NLL with its standard error; on the checkpoint's own full test set, record it in its record
+        (``"recorded"``; where the files cannot be written, ``"record_error"`` says why).
 
         ``limit`` takes the first images of the split; ``subset`` a seeded random sample of that many (the
         binarized MNIST test set is sorted by digit, so its first images are all zeros).
@@ -205,13 +207,18 @@ class Session:
                       "ordering": ordering.name if ordering is not None else model.ordering.name})
         if record and split == "test" and not limit and not subset and spec.name == loaded.info.meta.get("dataset") and ordering is None:
             quantiles = np.quantile(nats, np.linspace(0, 1, 101)).tolist()
-            loaded.info = update_metadata(loaded.info, {
-                "test_nll_nats": stats["nll_nats"],
-                "test_nll_stderr": stats["nll_nats_stderr"],
-                "test_bits_per_dim": stats["bits_per_dim"],
-                "test_num_images": stats["num_images"],
-                "test_nll_quantiles": quantiles,
-            })
+            try:
+                loaded.info = update_metadata(loaded.info, {
+                    "test_nll_nats": stats["nll_nats"],
+                    "test_nll_stderr": stats["nll_nats_stderr"],
+                    "test_bits_per_dim": stats["bits_per_dim"],
+                    "test_num_images": stats["num_images"],
+                    "test_nll_quantiles": quantiles,
+                })
+                stats["recorded"] = True
+            except OSError as exc:  # a read-only folder, a full disk: the figure stands, the record says why not
+                stats["recorded"] = False
+                stats["record_error"] = describe_os_error(exc)
         return stats
 
 

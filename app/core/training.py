@@ -1,7 +1,8 @@
 """Training: a loop that yields progress events, stops when asked, keeps the best checkpoint by validation NLL,
 and resumes from a checkpoint. Runs alone or under ``torchrun`` (DistributedDataParallel).
 
-Every file it writes is written atomically: an interrupted run leaves the last good checkpoint intact.
+Every file it writes is written atomically: an interrupted run leaves the last good checkpoint intact. One run
+at a time writes an output (a lock file beside it); a run whose loss turns NaN or infinite stops at once.
 """
 
 from __future__ import annotations
@@ -22,8 +23,42 @@ from app.core.checkpoints import load_optimizer, save_checkpoint, save_optimizer
 from app.core.conditions import derive_condition
 from app.core.datasets import DataSplit
 from app.core.devices import describe_device
+from app.core.errors import ARExplorerError
+from app.core.files import OutputBusy, OutputLock, remove_orphans
 from app.core.model import ARModel
 from app.core.scoring import LN2
+
+
+class OutputInUse(ARExplorerError):
+    """Another training run is writing the same checkpoint."""
+
+
+def optimizer_path(out: str | Path) -> Path:
+    """Where the optimizer state of the checkpoint ``out`` is kept (``NAME.optim.safetensors``)."""
+    weights = weights_path(out)
+    return weights.with_name(weights.stem + ".optim.safetensors")
+
+
+def output_files(out: str | Path) -> list[Path]:
+    """Every file a run writes for the checkpoint ``out``: the weights, their JSON and the optimizer state."""
+    weights = weights_path(out)
+    return [weights, weights.with_suffix(".json"), optimizer_path(weights)]
+
+
+def claim_output(out: str | Path) -> OutputLock:
+    """Take the lock of the checkpoint ``out`` (released by the caller), or refuse with :class:`OutputInUse`;
+    temporary files that a killed run left beside its files are removed."""
+    weights = weights_path(out)
+    try:
+        lock = OutputLock(weights).acquire()
+    except OutputBusy as exc:
+        raise OutputInUse(
+            f"{weights.name} is being written by another training run ({exc.owner}); wait for it to end, or "
+            "choose another output"
+        ) from None
+    for path in output_files(weights):
+        remove_orphans(path)
+    return lock
 
 
 @dataclass
@@ -52,7 +87,7 @@ class TrainConfig:
 class TrainEvent:
     """Progress of a run, for a progress bar or a live curve. NLL figures are in nats per image."""
 
-    kind: str  # "step" | "eval" | "checkpoint" | "done" | "stopped"
+    kind: str  # "step" | "eval" | "checkpoint" | "note" | "done" | "stopped"
     step: int
     epoch: float
     images_seen: int
@@ -65,6 +100,7 @@ class TrainEvent:
     total_steps: int = 0
     message: str = ""
     history: list[dict[str, float]] = field(default_factory=list)
+    diverged: bool = False  # a "stopped" run whose loss turned NaN or infinite
 
     @property
     def fraction(self) -> float:
@@ -86,6 +122,15 @@ def _world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+def _diverged(loss: Tensor, world: int, device: torch.device) -> bool:
+    """Whether the loss is NaN or infinite (on any rank: all of them must stop at the same step)."""
+    bad = (~torch.isfinite(loss.detach())).float().reshape(1)
+    if world > 1:
+        bad = bad.to(device if device.type == "cuda" else "cpu")
+        dist.all_reduce(bad)
+    return bool(bad.item() > 0)
 
 
 def validation_nll(model: ARModel, data: DataSplit, batch_size: int = 500, limit: int = 0,
@@ -131,19 +176,65 @@ def train(
     meta: dict[str, Any] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     resume: bool = False,
+    claim: bool = True,
 ) -> Iterator[TrainEvent]:
     """Train ``model`` (already on its device), yielding :class:`TrainEvent` s.
 
     The checkpoint at ``out`` is written whenever the validation NLL improves (on rank 0 only, atomically),
     with the optimizer state beside it (``NAME.optim.safetensors``) so that ``resume=True`` continues the run.
+    The run holds the output's lock (:func:`claim_output`) while it lasts, unless ``claim=False`` says that the
+    caller holds it. A loss that turns NaN or infinite stops the run at once (a ``"stopped"`` event with
+    ``diverged``); the weights never take the step that diverged.
     """
+    rank, world = _world()
+    out_path = weights_path(out) if out is not None else None
+    # Rank 0 alone writes, so it alone holds the output; the lock is released however the run ends.
+    lock = claim_output(out_path) if claim and out_path is not None and rank == 0 else None
+    try:
+        yield from _train(model, train_data, valid_data, cfg, out_path, meta, should_stop, resume)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _resume_optimizer(optimizer: torch.optim.Optimizer, optim_path: Path, save_id: object, lr: float) -> str:
+    """Load the optimizer state saved with the checkpoint being resumed; returns a note where it cannot be
+    used (then the optimizer starts afresh, and the weights are kept)."""
+    if not optim_path.exists():
+        return f"no optimizer state beside the checkpoint ({optim_path.name}): the optimizer starts afresh"
+    try:
+        extra = load_optimizer(optimizer, optim_path)
+    except Exception:  # noqa: BLE001 - an optimizer state that does not fit: start it afresh, keep the weights
+        return f"the optimizer state in {optim_path.name} does not fit the model: the optimizer starts afresh"
+    # A run killed between saving the weights and saving the optimizer leaves the state of an earlier save.
+    if save_id is not None and extra.get("save_id") != save_id:
+        return (f"the optimizer state in {optim_path.name} is from an earlier save (step {extra.get('steps', '?')}) "
+                "than the weights (a run stopped between the two writes): the optimizer starts afresh")
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return ""
+
+
+def _train(
+    model: ARModel,
+    train_data: DataSplit,
+    valid_data: DataSplit | None,
+    cfg: TrainConfig,
+    out_path: Path | None,
+    meta: dict[str, Any] | None,
+    should_stop: Callable[[], bool],
+    resume: bool,
+) -> Iterator[TrainEvent]:
     rank, world = _world()
     device = model.device
     torch.manual_seed(cfg.seed + rank)
     meta = dict(meta or {})
-    out_path = weights_path(out) if out is not None else None
-    optim_path = out_path.with_name(out_path.stem + ".optim.safetensors") if out_path else None
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optim_path = optimizer_path(out_path) if out_path else None
+
+    def fresh_optimizer() -> torch.optim.Optimizer:
+        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    optimizer = fresh_optimizer()
     start_step, start_epoch, best, history, wall_before = 0, 0.0, math.inf, [], 0.0
     if resume and out_path is not None and out_path.exists():
         from app.core.checkpoints import read_info
@@ -154,13 +245,10 @@ def train(
         best = float(info.meta.get("valid_nll_nats", math.inf))
         history = list(info.meta.get("history", []))
         wall_before = float(info.meta.get("wall_time_s", 0.0))
-        if optim_path is not None and optim_path.exists():
-            try:
-                load_optimizer(optimizer, optim_path)
-                for group in optimizer.param_groups:
-                    group["lr"] = cfg.lr
-            except Exception:  # an optimizer state that does not fit: start it afresh, keep the weights
-                optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        note = _resume_optimizer(optimizer, optim_path, info.meta.get("save_id"), cfg.lr)
+        if note:
+            optimizer = fresh_optimizer()
+            yield TrainEvent("note", start_step, start_epoch, 0, 0.0, message=note)
 
     images = torch.as_tensor(train_data.images, device=device)
     labels = torch.as_tensor(train_data.labels, device=device) if train_data.labels is not None else None
@@ -205,10 +293,11 @@ def train(
             "valid_bits_per_dim": valid_nll / (np.prod(model.shape) * LN2),
             "history": history,
         }
-        save_checkpoint(model, out_path, record, half=False)
-        save_optimizer(optimizer, optim_path, {"steps": start_step + step})
+        info = save_checkpoint(model, out_path, record, half=False)
+        # The save's id goes with the optimizer state: a resume tells a state left from an earlier save.
+        save_optimizer(optimizer, optim_path, {"steps": start_step + step, "save_id": info.meta["save_id"]})
 
-    stop_reason = ""
+    stop_reason, diverged = "", False
     while step < total_steps:
         elapsed = time.perf_counter() - start
         over_time = bool(cfg.max_minutes) and elapsed > cfg.max_minutes * 60
@@ -236,6 +325,13 @@ def train(
             group["lr"] = cfg.lr * _lr_factor(cfg, start_step + step, start_step + total_steps, elapsed)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             loss = wrapped(x, cond, ordering)
+        # Checked before the step, so that the weights (and the checkpoint kept) never take a NaN in.
+        if _diverged(loss, world, device):
+            stop_reason = (f"the training loss became {float(loss.detach())} at step {start_step + step + 1} "
+                           f"(learning rate {optimizer.param_groups[0]['lr']:.3g}): training stopped; try a lower "
+                           "learning rate")
+            diverged = True
+            break
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip:
@@ -298,4 +394,5 @@ def train(
         "stopped" if stop_reason else "done", start_step + step, start_epoch + step / steps_per_epoch, seen * world,
         time.perf_counter() - start, best_valid_nll=best if best < math.inf else None,
         total_steps=start_step + total_steps, message=stop_reason, history=list(history),
+        diverged=diverged,
     )

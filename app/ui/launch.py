@@ -19,6 +19,7 @@ from app.ui import session_io, theme
 from app.ui.context import AppContext
 from app.ui.preferences import Preferences
 from app.ui.qt_main_window import QtMainWindow
+from app.ui.workers import leave_if_busy
 
 
 def application() -> QApplication:
@@ -150,15 +151,19 @@ def launch(args: argparse.Namespace) -> int:
             state = window.opened_session
             view = args.view or (state.view if state is not None else None) or "sample"
             # A session brings its own state (a run included): a view's default action would replace it.
-            return take_screenshot(app, window, args.screenshot, view, float(args.after), run_default=state is None)
-        if args.view:
-            window.show_view(args.view)
-        window.show()
-        _close_on_ctrl_c(window)
-        return int(app.exec())
+            code = take_screenshot(app, window, args.screenshot, view, float(args.after), run_default=state is None)
+        else:
+            if args.view:
+                window.show_view(args.view)
+            window.show()
+            _close_on_ctrl_c(window)
+            code = int(app.exec())
     finally:
         restore()
         window.shutdown()
+    # A worker held by one long call into a library outlived the window: leave now, with the app's own status.
+    leave_if_busy(code)
+    return code
 
 
 __all__ = ["launch", "build", "application", "make_session", "open_first_checkpoint", "install_exception_hook"]

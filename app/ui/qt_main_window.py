@@ -26,6 +26,7 @@ from app.ui.qt_model_card import QtModelCard
 from app.ui.qt_notifications import QtNotificationArea
 from app.ui.qt_toolbar import QtMainToolBar
 from app.ui.views import ViewSpec
+from app.ui.workers import begin_shutdown, end_shutdown
 
 SHORTCUTS_HELP = """<h3>Keyboard</h3><table cellpadding=4>
 <tr><td><b>Space</b></td><td>play / pause sampling</td></tr>
@@ -251,13 +252,19 @@ class QtMainWindow(QMainWindow):
         if self._closed:
             return
         self._closed = True
-        for widget in self.views.values():
-            stop = getattr(widget, "shutdown", None)
-            if stop is not None:
-                try:
-                    stop()
-                except Exception as exc:  # noqa: BLE001
-                    self.context.report(exc, "closing a view")
+        # Every worker's forward pass is aborted at once, and the views' waits share one short deadline: the
+        # window closes within a second or two, however long a pass would have taken.
+        begin_shutdown()
+        try:
+            for widget in self.views.values():
+                stop = getattr(widget, "shutdown", None)
+                if stop is not None:
+                    try:
+                        stop()
+                    except Exception as exc:  # noqa: BLE001
+                        self.context.report(exc, "closing a view")
+        finally:
+            end_shutdown()
         self.notices.close_dialogs()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name

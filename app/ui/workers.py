@@ -3,11 +3,19 @@
 The threads only run core functions and hand back plain numpy data. A view never waits on them except
 when it shuts down (``stop_and_wait``), so a slow device never freezes the window and a fast one never floods
 the event loop: the sampling worker keeps only its latest frame, which the view polls at display rate.
+
+Stopping never waits for a long forward pass to end: ``stop_and_wait`` also aborts the pass under way at its
+next layer (a forward pre-hook, installed only while a worker is being aborted, raises inside the worker's
+thread). Closing the window (:func:`begin_shutdown`) gives all workers together a second or two; one that a
+single long computation still holds after that is let go (:func:`leave_if_busy` ends the process without
+destroying it, which would abort the process with "QThread: Destroyed while thread is still running").
 """
 
 from __future__ import annotations
 
 import math
+import os
+import sys
 import threading
 import time
 import traceback
@@ -17,16 +25,133 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 from PySide6.QtCore import QThread, Signal
 
 from app.core.sampling import SampleStep
 
 _WORKERS: weakref.WeakSet[QThread] = weakref.WeakSet()
+#: Workers still running after the shutdown's grace: kept referenced (never destroyed while they run).
+_ABANDONED: list[QThread] = []
+#: Seconds that closing the window gives all workers together.
+SHUTDOWN_GRACE_S = 1.5
+_SHUTDOWN = {"deadline": None}
 
 
 def running_workers() -> list[QThread]:
     """Every worker of this module whose thread is still running (a closed window must leave none)."""
     return [worker for worker in list(_WORKERS) if worker.isRunning()]
+
+
+class WorkerAborted(BaseException):
+    """Raised inside a forward pass on the thread of a worker being stopped, so that the pass ends at its next
+    layer. A ``BaseException``: the core's ``except Exception`` wrappers must not turn it into a model error."""
+
+
+_CURRENT = threading.local()  # the worker that runs on this thread
+_ABORT = {"hook": None, "count": 0}
+_ABORT_LOCK = threading.Lock()
+
+
+def _abort_forward(module: torch.nn.Module, args: tuple) -> None:
+    worker = getattr(_CURRENT, "worker", None)
+    if worker is not None and worker._aborting:
+        raise WorkerAborted()
+
+
+def _update_abort_hook() -> None:
+    """Install the forward pre-hook while some worker is being aborted, and remove it after (a global hook
+    costs every module call a little, so it is there only when needed). Called with ``_ABORT_LOCK`` held."""
+    if _ABORT["count"] > 0 and _ABORT["hook"] is None:
+        _ABORT["hook"] = torch.nn.modules.module.register_module_forward_pre_hook(_abort_forward)
+    elif _ABORT["count"] <= 0 and _ABORT["hook"] is not None:
+        _ABORT["hook"].remove()
+        _ABORT["hook"], _ABORT["count"] = None, 0
+
+
+class _Abortable:
+    """What both workers share: aborting the forward pass under way, and waits bounded by the shutdown."""
+
+    _aborting = False
+    _abort_held = False
+
+    def abort(self) -> None:
+        """Make the forward pass under way on this worker's thread raise :class:`WorkerAborted` at its next
+        layer (the worker then ends without a result)."""
+        with _ABORT_LOCK:
+            if self._aborting or not self.isRunning():  # type: ignore[attr-defined]
+                return
+            self._aborting = self._abort_held = True
+            _ABORT["count"] += 1
+            _update_abort_hook()
+
+    def _release_abort(self) -> None:
+        with _ABORT_LOCK:
+            if self._abort_held:
+                self._abort_held = False
+                _ABORT["count"] -= 1
+                _update_abort_hook()
+
+    def _bounded_wait(self, timeout_ms: int) -> bool:
+        """``wait(timeout_ms)``, cut short by the shutdown's deadline; True if the thread has ended."""
+        if not self.isRunning():  # type: ignore[attr-defined]
+            return True
+        deadline = _SHUTDOWN["deadline"]
+        if deadline is not None:
+            timeout_ms = max(0, min(timeout_ms, int(1000 * (deadline - time.monotonic()))))
+        ended = self.wait(timeout_ms)  # type: ignore[attr-defined]
+        if ended:
+            self._release_abort()
+        elif deadline is not None:
+            _abandon(self)  # type: ignore[arg-type]
+        return bool(ended)
+
+    def _enter_thread(self) -> None:
+        _CURRENT.worker = self
+
+    def _leave_thread(self) -> None:
+        _CURRENT.worker = None
+        self._release_abort()
+
+
+def _abandon(worker: QThread) -> None:
+    """Keep a worker that outlived the shutdown referenced and unparented: destroying a running QThread would
+    abort the process."""
+    worker.setParent(None)
+    if worker not in _ABANDONED:
+        _ABANDONED.append(worker)
+
+
+def begin_shutdown(grace_s: float = SHUTDOWN_GRACE_S) -> None:
+    """The window is closing: abort every running worker's forward pass now, and let the views' waits for
+    them end by ``grace_s`` seconds from now, all of them together."""
+    if _SHUTDOWN["deadline"] is None:
+        _SHUTDOWN["deadline"] = time.monotonic() + grace_s
+    for worker in running_workers():
+        worker.stop()
+        worker.abort()
+
+
+def end_shutdown() -> None:
+    """Back to unbounded waits (for a new window in the same process, as in the tests)."""
+    _SHUTDOWN["deadline"] = None
+
+
+def leave_if_busy(code: int) -> None:
+    """End the process now, with ``code``, if a worker is still running after the window closed.
+
+    Its thread holds a computation that cannot be interrupted (a single long call into a library); waiting
+    for it would keep a closed app alive, and destroying it at exit would abort the process. Every file the
+    app writes is written atomically, so nothing is left half written.
+    """
+    if not running_workers():
+        return
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 @dataclass
@@ -43,7 +168,7 @@ class Frame:
     busy_s: float = 0.0  # time spent computing steps so far, without the waits of slow motion or a pause
 
 
-class SamplingWorker(QThread):
+class SamplingWorker(_Abortable, QThread):
     """Iterates a generator of :class:`SampleStep` on its own thread, under the view's control.
 
     Parameters
@@ -111,9 +236,10 @@ class SamplingWorker(QThread):
             self._cond.notify_all()
 
     def stop_and_wait(self, timeout_ms: int = 10000) -> bool:
-        """Stop between two steps and join the thread; True if it has ended."""
+        """Stop (aborting a forward pass under way) and join the thread; True if it has ended."""
         self.stop()
-        return self.wait(timeout_ms) if self.isRunning() else True
+        self.abort()
+        return self._bounded_wait(timeout_ms)
 
     @property
     def playing(self) -> bool:
@@ -126,10 +252,16 @@ class SamplingWorker(QThread):
 
     # -- the loop, on the worker thread --------------------------------------------------------------------
     def run(self) -> None:
+        self._enter_thread()
         try:
             self._loop()
+        except WorkerAborted:
+            pass  # stopped in the middle of a forward pass, as asked
         except Exception as exc:  # noqa: BLE001 - a model may raise anything; the view shows it as a notice
-            self.failed.emit(f"sampling stopped: {describe_exception(exc)}", traceback.format_exc())
+            if not self._aborting:
+                self.failed.emit(f"sampling stopped: {describe_exception(exc)}", traceback.format_exc())
+        finally:
+            self._leave_thread()
 
     def _loop(self) -> None:
         c, h, w = self._shape
@@ -198,7 +330,7 @@ class JobResult:
     value: Any
 
 
-class JobWorker(QThread):
+class JobWorker(_Abortable, QThread):
     """Runs submitted callables one at a time; a new submission replaces one that has not started.
 
     ``done`` carries a :class:`JobResult`; ``failed`` the job's tag, a one-line message and the traceback.
@@ -260,14 +392,28 @@ class JobWorker(QThread):
                 self._cond.wait(0.05)
             return not self._busy
 
-    def stop_and_wait(self, timeout_ms: int = 10000) -> bool:
+    def stop(self) -> None:
+        """Stop for good: the queued job is dropped, the running one finishes (or is aborted by
+        :meth:`abort`)."""
         with self._cond:
             self._stop = True
             self._pending = None
             self._cond.notify_all()
-        return self.wait(timeout_ms) if self.isRunning() else True
+
+    def stop_and_wait(self, timeout_ms: int = 10000) -> bool:
+        """Stop for good, abort the forward pass of the running job, and join the thread; True if it has ended."""
+        self.stop()
+        self.abort()
+        return self._bounded_wait(timeout_ms)
 
     def run(self) -> None:
+        self._enter_thread()
+        try:
+            self._serve()
+        finally:
+            self._leave_thread()
+
+    def _serve(self) -> None:
         while True:
             with self._cond:
                 while self._pending is None and not self._stop:
@@ -280,8 +426,11 @@ class JobWorker(QThread):
                 self._running = (serial, tag)
             try:
                 self.done.emit(JobResult(serial, tag, job()))
+            except WorkerAborted:
+                return  # stopped for good in the middle of a forward pass
             except Exception as exc:  # noqa: BLE001 - shown as a notice, the worker carries on
-                self.failed.emit(tag, describe_exception(exc), traceback.format_exc())
+                if not self._aborting:
+                    self.failed.emit(tag, describe_exception(exc), traceback.format_exc())
             finally:
                 with self._cond:
                     self._busy = False
@@ -295,4 +444,5 @@ def describe_exception(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, ARExplorerError) else f"{type(exc).__name__}: {exc}"
 
 
-__all__ = ["SamplingWorker", "JobWorker", "JobResult", "Frame", "describe_exception", "running_workers", "drawn_nll"]
+__all__ = ["SamplingWorker", "JobWorker", "JobResult", "Frame", "describe_exception", "running_workers", "drawn_nll",
+           "WorkerAborted", "begin_shutdown", "end_shutdown", "leave_if_busy", "SHUTDOWN_GRACE_S"]

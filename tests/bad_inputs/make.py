@@ -99,6 +99,15 @@ def _animated_gif() -> bytes:
     return encode(frames[0], "GIF", save_all=True, append_images=frames[1:])
 
 
+def _png_with_bad_crc(chunk: bytes) -> bytes:
+    """A valid PNG whose ``chunk`` (IHDR, IDAT...) has one CRC byte flipped: damaged bytes, not a format."""
+    data = bytearray(encode(Image.fromarray(_digit())))
+    start = data.index(chunk) - 4
+    length = struct.unpack(">I", data[start : start + 4])[0]
+    data[start + 8 + length] ^= 0xFF
+    return bytes(data)
+
+
 def _transparent_ink() -> bytes:
     """Black ink on a transparent background (a typical export of a drawing program)."""
     rgba = np.zeros((28, 28, 4), dtype=np.uint8)
@@ -153,6 +162,10 @@ def images() -> list[Case]:
         Case("texture.dds", _dds_unknown_format(), "refused", "cannot be decoded",
              found="NotImplementedError escaped load_image"),
         Case("weights.png", pickle.dumps({"not": "an image"}), "refused", "not an image"),
+        Case("bad-crc-header.png", _png_with_bad_crc(b"IHDR"), "refused", "'ihdr' chunk fails its crc check",
+             found="'not an image in a format this app can read': the decoder's message hid the damaged chunk"),
+        Case("bad-crc-pixels.png", _png_with_bad_crc(b"IDAT"), "refused", "'idat' chunk fails its crc check",
+             found="decoded without a word from bytes whose checksum says they were damaged"),
         Case("random.png", bytes(rng.integers(0, 256, 4096, dtype=np.uint8)), "refused", ""),
     ]
     return converted + refused
@@ -208,6 +221,42 @@ def orderings(height: int = 4, width: int = 4) -> list[Case]:
         Case("deep.json", b"[" * 100_000 + b"]" * 100_000, "refused", "nested too deeply",
              found="RecursionError escaped Ordering.load"),
         Case("latin1.json", '{"name": "caf\xe9"}'.encode("latin-1"), "refused", "cannot read"),
+    ]
+
+
+@dataclass(frozen=True)
+class SpecialFile:
+    """A path that is not a regular file, which a careless or hostile user hands the app."""
+
+    kind: str  # "fifo" | "symlink-loop" | "dangling-link" | "folder" | "device"
+    reason: str  # lower-case piece of the refusal
+    found: str = ""
+
+    def make(self, path: Path) -> Path:
+        """Create it at ``path`` (a device is linked: /dev/zero, which never ends)."""
+        import os
+
+        if self.kind == "fifo":
+            os.mkfifo(path)
+        elif self.kind == "symlink-loop":
+            os.symlink(path.name, path)
+        elif self.kind == "dangling-link":
+            os.symlink(path.with_name(path.name + ".gone"), path)
+        elif self.kind == "folder":
+            path.mkdir()
+        elif self.kind == "device":
+            os.symlink("/dev/zero", path)
+        return path
+
+
+def special_files() -> list[SpecialFile]:
+    """Paths that are not files: each must be refused at once with the right reason, never read."""
+    return [
+        SpecialFile("fifo", "named pipe", found="a FIFO hung the CLI, and hung the app before its window opened"),
+        SpecialFile("device", "a device", found="--ordering /dev/zero read until memory ran out"),
+        SpecialFile("symlink-loop", "loop of symbolic links", found="'corrupt or truncated ([Errno 40] ...)'"),
+        SpecialFile("dangling-link", "no "),
+        SpecialFile("folder", "folder"),
     ]
 
 
@@ -302,6 +351,75 @@ def torch_file_that_creates(marker: Path) -> bytes:
     return buffer.getvalue()
 
 
+def _relabel(valid: bytes, old: str, new: str) -> bytes:
+    """Every tensor stored as ``old`` relabelled ``new`` (a dtype of the same size: the bytes still fit)."""
+
+    def change(header: dict) -> None:
+        for key, entry in header.items():
+            if key != "__metadata__" and entry["dtype"] == old:
+                entry["dtype"] = new
+
+    return _edit_header(valid, change)
+
+
+def checkpoint_bytes(model=None, half: bool = False) -> bytes:
+    """The bytes of a valid checkpoint of ``model`` (a tiny MADE by default), in float16 with ``half`` (as the
+    shipped ones are stored)."""
+    import tempfile
+
+    from app.core.checkpoints import save_checkpoint
+
+    with tempfile.TemporaryDirectory() as folder:
+        info = save_checkpoint(model or tiny_model(), Path(folder) / "ckpt", {"dataset": "synthetic-digits"}, half=half)
+        return info.weights.read_bytes()
+
+
+def tiny_gated_pixelcnn():
+    """A small Gated PixelCNN (8 channels, 3 layers) of 8x8 images."""
+    import torch
+
+    from plugins.gated_pixelcnn import SPEC
+
+    torch.manual_seed(0)
+    return SPEC.create(SPEC.make_config((1, 8, 8), 2, tiny=True))
+
+
+def lying_checkpoints(valid: bytes) -> list[Case]:
+    """Headers that lie: a config asking for far more than the weights (which would take gigabytes or minutes
+    to build), and dtypes that relabel the bytes."""
+    half = checkpoint_bytes(half=True)
+    gated = checkpoint_bytes(tiny_gated_pixelcnn())
+
+    def gated_claims(key: str, value: int) -> bytes:
+        return _edit_config(gated, lambda m: m["config"]["hparams"].__setitem__(key, value))
+
+    return [
+        Case("claims-2000-channels.safetensors", gated_claims("channels", 2000), "refused",
+             "does not describe its weights",
+             found="a 2 MB checkpoint claiming 2000 channels made the loader allocate 5.6 GB and take 45 s"),
+        Case("claims-a-million-layers.safetensors", gated_claims("layers", 10**6), "refused",
+             "does not describe its weights", found="a config of 10^6 layers never finished building"),
+        Case("claims-huge-hidden-layer.safetensors",
+             _edit_config(valid, lambda m: m["config"]["hparams"].__setitem__("hidden", [2000000])), "refused",
+             "does not describe its weights"),
+        Case("claims-a-million-hidden-layers.safetensors",
+             _edit_config(valid, lambda m: m["config"]["hparams"].__setitem__("hidden", [8] * 10**6)), "refused",
+             "a list of 1000000 items"),
+        Case("claims-nan-size.safetensors",
+             _edit_config(valid, lambda m: m["config"]["hparams"].__setitem__("num_masks", float("nan"))),
+             "refused", "implausible"),
+        Case("claims-overflowing-size.safetensors",
+             _edit_config(valid, lambda m: m["config"]["hparams"].__setitem__("num_masks", 10**40)),
+             "refused", "implausible"),
+        Case("half-relabelled-bf16.safetensors", _relabel(half, "F16", "BF16"), "refused", "stored as bf16",
+             found="float16 bytes read as bfloat16 loaded silently and gave p = 0.5 everywhere"),
+        Case("float-relabelled-int.safetensors", _relabel(valid, "F32", "I32"), "refused", "stored as i32",
+             found="integers were cast to floats, and the error later blamed the model"),
+        Case("shape-lies.safetensors",
+             _edit_header(valid, lambda h: _first_tensor(h).__setitem__("shape", [1])), "refused", "do not take"),
+    ]
+
+
 def checkpoints(valid: bytes) -> list[Case]:
     """Mutations of a valid tiny checkpoint (``valid``: the bytes of its ``.safetensors``), each refused."""
     header, body = split_safetensors(valid)
@@ -355,6 +473,7 @@ def checkpoints(valid: bytes) -> list[Case]:
              "implausible"),
         Case("pickle-renamed.safetensors", pickle.dumps({"w": [1.0, 2.0]}), "refused", "pickle"),
         Case("zip-renamed.safetensors", b"PK\x03\x04" + b"\x00" * 64, "refused", "pickle"),
+        *lying_checkpoints(valid),
     ]
 
 
@@ -477,6 +596,8 @@ def broken_plugins() -> list[PluginCase]:
             "def ar_explorer_models():", "def ar_explorer_models(registry):"), "cannot be registered",
                    found="pluggy's message spanned three lines of the one-line plugin notice"),
         PluginCase("bad_duplicate", plugin_source(name="made"), "already provided by plugin"),
+        PluginCase("bad_interrupt", "raise KeyboardInterrupt\n", "keyboardinterrupt",
+                   found="taken for the user's Ctrl-C: the command ended with exit 130, 'interrupted'"),
     ]
 
 
@@ -548,6 +669,14 @@ def write_corpus(folder: Path) -> list[Path]:
         path.write_text(source)
         written.append(path)
         index.setdefault("plugins", []).append({"file": path.name, "expect": "ModelError", "reason": problem})
+    special = folder / "special"
+    special.mkdir(exist_ok=True)
+    for item in special_files():
+        path = special / f"{item.kind}.png"
+        if not path.exists() and not path.is_symlink():
+            written.append(item.make(path))
+        index.setdefault("special", []).append({"file": path.name, "expect": "refused", "reason": item.reason,
+                                                "found": item.found})
     (folder / "index.json").write_text(json.dumps(index, indent=2) + "\n")
     return written
 
@@ -557,3 +686,105 @@ if __name__ == "__main__":  # pragma: no cover - a convenience for trying the co
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "bad-inputs")
     paths = write_corpus(out)
     print(f"wrote {len(paths)} files to {out}")
+
+
+# command-line options ----------------------------------------------------------------------------------------------
+
+#: Values a careless or hostile user types for a number: each kind of option refuses all of its list.
+BAD_NUMBERS = {
+    "positive whole": ["0", "-5", "nan", "inf", "1.5", "1e3", "abc", "", "99999999999999999999999"],
+    "whole or 0": ["-5", "-1", "nan", "inf", "0.5", "99999999999999999999999"],
+    "seed": ["-1", "18446744073709551616", "4294967296", "nan", "1.5"],
+    "positive number": ["0", "-1", "nan", "inf", "-inf", "1e400", "abc"],
+    "number or 0": ["-1", "-0.5", "nan", "inf", "1e400"],
+    "list of whole numbers": ["0", "1,0", "-1", "1,,nan", ",", "1,99999"],
+}
+
+#: Every numeric option of every command, as ``(argv before the option, option, kind)``. The argv is complete
+#: but for the option, so that the option alone is wrong; ``{ckpt}`` and ``{out}`` are filled in by the tests.
+NUMERIC_OPTIONS = [
+    *[(["train", "--model", "made", "--dataset", "synthetic-digits", "--out", "{out}"], option, kind)
+      for option, kind in (("--epochs", "positive number"), ("--batch-size", "positive whole"),
+                           ("--lr", "positive number"), ("--max-minutes", "positive number"),
+                           ("--eval-every", "whole or 0"), ("--log-every", "positive whole"),
+                           ("--limit", "whole or 0"), ("--valid-limit", "whole or 0"), ("--seed", "seed"))],
+    *[(["sample", "--checkpoint", "{ckpt}", "--out", "{out}"], option, kind)
+      for option, kind in (("--n", "positive whole"), ("--temperature", "number or 0"), ("--seed", "seed"),
+                           ("--label", "whole or 0"), ("--scale", "positive whole"))],
+    *[(["score", "{image}", "--checkpoint", "{ckpt}"], option, kind)
+      for option, kind in (("--seed", "seed"), ("--label", "whole or 0"))],
+    *[(["eval", "--checkpoint", "{ckpt}"], option, kind)
+      for option, kind in (("--limit", "whole or 0"), ("--subset", "whole or 0"), ("--seed", "seed"))],
+    *[(["complete", "test:0", "--checkpoint", "{ckpt}", "--known", "top-half", "--out", "{out}"], option, kind)
+      for option, kind in (("--n", "positive whole"), ("--temperature", "number or 0"), ("--seed", "seed"),
+                           ("--label", "whole or 0"), ("--scale", "positive whole"))],
+    *[(["fisher", "test:0", "test:1", "--checkpoint", "{ckpt}", "--out", "{out}"], option, kind)
+      for option, kind in (("--steps", "positive whole"), ("--neighbours", "positive whole"),
+                           ("--scale", "positive whole"))],
+    *[(["fisher-decoder", "--checkpoint", "{ckpt}", "--out", "{out}"], option, kind)
+      for option, kind in (("--images", "whole or 0"), ("--reference", "positive whole"), ("--dim", "positive whole"),
+                           ("--hidden", "positive whole"), ("--epochs", "positive whole"),
+                           ("--batch-size", "positive whole"), ("--seed", "seed"))],
+    *[(["bench", "--model", "made"], option, kind)
+      for option, kind in (("--budget", "positive number"), ("--batches", "list of whole numbers"))],
+    *[(["lessons"], option, kind)
+      for option, kind in (("--samples-per-label", "positive whole"), ("--superres-images", "positive whole"))],
+    ([], "--after", "number or 0"),
+    ([], "--scale", "positive number"),
+]
+
+
+# a slow third-party model ------------------------------------------------------------------------------------------
+
+#: A PixelCNN from a third party, with no cached sampler: every step is a full forward pass, through layers
+#: slow enough (``channels``, ``layers``) that closing the window always falls in the middle of one; with
+#: ``stall`` seconds, its forward pass is one call that no layer boundary interrupts.
+SLOW_PLUGIN = '''
+import time
+
+import torch
+from torch import nn
+
+from app.core import hookimpl
+from app.core.likelihoods import Bernoulli
+from app.core.model import ARModel, ModelSpec
+
+
+class Masked(nn.Conv2d):
+    def __init__(self, cin, cout, k, kind):
+        super().__init__(cin, cout, k, padding=k // 2)
+        mask = torch.ones_like(self.weight)
+        mask[:, :, k // 2, k // 2 + (kind == "B"):] = 0
+        mask[:, :, k // 2 + 1:] = 0
+        self.register_buffer("mask", mask, persistent=False)
+
+    def forward(self, x):
+        return nn.functional.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
+
+
+class SlowPixelCNN(ARModel):
+    def __init__(self, config):
+        super().__init__(config, Bernoulli())
+        hp = config.hparams
+        ch, layers, self.stall = int(hp.get("channels", 8)), int(hp.get("layers", 2)), float(hp.get("stall", 0))
+        self.first = Masked(1, ch, 7, "A")
+        self.body = nn.ModuleList(Masked(ch, ch, 3, "B") for _ in range(layers))
+        self.out = nn.Conv2d(ch, 1, 1)
+
+    def forward(self, x, cond=None, ordering=None):
+        if self.stall:
+            time.sleep(self.stall)
+        h = torch.relu(self.first(self.normalize(x)))
+        for layer in self.body:
+            h = torch.relu(layer(h))
+        return self.out(h).unsqueeze(-1)
+
+
+SPEC = ModelSpec(name="slow-pixelcnn", title="Slow PixelCNN", description="A PixelCNN with no cached sampler.",
+                 build=SlowPixelCNN, default_hparams={"channels": 8, "layers": 2, "stall": 0.0})
+
+
+@hookimpl
+def ar_explorer_models():
+    return [SPEC]
+'''

@@ -78,3 +78,28 @@ def test_bad_checkpoints_are_refused_and_the_model_kept(make_window, tiny_checkp
         assert QApplication.activeModalWidget() is None
     assert not marker.exists()
     assert context.load("small-pixelcnn") is True
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="FIFOs as POSIX makes them")
+def test_special_files_never_hang_the_app(make_window, tiny_checkpoints, checkpoint_dir, tmp_path) -> None:
+    """A FIFO in the checkpoint folder hung the app before its window opened; one opened as a checkpoint or
+    dropped as an image hung it too."""
+    import os
+    import time
+
+    from bad_inputs.make import special_files
+
+    for item in special_files():
+        item.make(checkpoint_dir / f"{item.kind}.safetensors")
+    started = time.monotonic()
+    window = make_window("tiny-pixelcnn")
+    assert time.monotonic() - started < 30
+    assert "fifo" not in {info.name for info in window.context.checkpoints()}
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    view = window.show_view("score")
+    started = time.monotonic()
+    assert view.load_file(fifo) is False
+    assert window.context.load(str(checkpoint_dir / "fifo.safetensors")) is False
+    assert time.monotonic() - started < 3
+    assert "named pipe" in window.context.notices[-1].message
