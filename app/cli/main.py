@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--screenshot", metavar="PATH", help="open the app, run a view's default action, save a PNG, exit")
     parser.add_argument("--view", default=None, help="the view to open (sample, score, inspect, ...)")
     parser.add_argument("--after", type=float, default=3.0, metavar="SECONDS", help="seconds before the screenshot")
+    parser.add_argument("--size", default=None, metavar="WxH", help="the screenshot's window size (1440x900)")
     parser.add_argument("--checkpoint", default=None, help="the checkpoint to open the app on")
     parser.add_argument("--device", default=None, help="auto, cpu, cuda or mps")
     parser.add_argument("--scale", type=float, default=None, help="UI scale (1.0 normal, 1.5-2.0 for projectors)")

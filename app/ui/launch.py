@@ -110,6 +110,15 @@ def _close_on_ctrl_c(window: QtMainWindow) -> None:
 
 def launch(args: argparse.Namespace) -> int:
     """Open the app (or, with ``--screenshot``, save a PNG of it and exit)."""
+    size = None
+    if getattr(args, "screenshot", None):
+        from app.ui.screenshot import parse_size
+
+        try:
+            size = parse_size(getattr(args, "size", None))
+        except ARExplorerError as exc:  # refused before any window opens
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     app = application()
     window, context = build(args)
     restore = install_exception_hook(context)
@@ -117,7 +126,7 @@ def launch(args: argparse.Namespace) -> int:
         if getattr(args, "screenshot", None):
             from app.ui.screenshot import take_screenshot
 
-            return take_screenshot(app, window, args.screenshot, args.view or "sample", float(args.after))
+            return take_screenshot(app, window, args.screenshot, args.view or "sample", float(args.after), size)
         if args.view:
             window.show_view(args.view)
         window.show()

@@ -12,7 +12,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QPushButton,
-    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -22,9 +21,12 @@ from app.ui import theme
 from app.ui import views as view_registry
 from app.ui.context import AppContext, Notice, SentImage
 from app.ui.preferences import SCALES
+from app.ui.presentation import PresentationMode
 from app.ui.qt_model_card import QtModelCard
 from app.ui.qt_notifications import QtNotificationArea
 from app.ui.qt_toolbar import QtMainToolBar
+from app.ui.qt_view_tabs import QtViewTabs
+from app.ui.screens import initial_window_size
 from app.ui.views import ViewSpec
 
 SHORTCUTS_HELP = """<h3>Keyboard</h3><table cellpadding=4>
@@ -37,6 +39,7 @@ SHORTCUTS_HELP = """<h3>Keyboard</h3><table cellpadding=4>
 <tr><td><b>Ctrl++ / Ctrl+-</b></td><td>larger / smaller (projector scale)</td></tr>
 <tr><td><b>Ctrl+1, 2, 3…</b></td><td>switch view</td></tr>
 <tr><td><b>F2</b></td><td>choose the checkpoint</td></tr>
+<tr><td><b>F11</b></td><td>presentation mode: full screen, only the view</td></tr>
 </table>"""
 
 
@@ -52,8 +55,7 @@ class QtMainWindow(QMainWindow):
         self.toolbar = QtMainToolBar(self)
         self.addToolBar(self.toolbar)
         self.card = QtModelCard()
-        self.tabs = QTabWidget()
-        self.tabs.setDocumentMode(True)
+        self.tabs = QtViewTabs()  # each view scrolls rather than grow the window past the screen
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(6, 6, 6, 0)
@@ -73,7 +75,7 @@ class QtMainWindow(QMainWindow):
         self._closed = False
         self.apply_scale(context.scale)
         self.refresh_checkpoints()
-        self.resize(1400, 900)
+        self.resize(*initial_window_size(self.screen().availableGeometry().size()))
         if context.preferences.geometry is not None:
             self.restoreGeometry(context.preferences.geometry)
 
@@ -95,7 +97,7 @@ class QtMainWindow(QMainWindow):
                 widget = QLabel(f"The {spec.title} view failed to open; see Notices for the details.")
                 widget.setAlignment(Qt.AlignmentFlag.AlignCenter)
             self.views[spec.name] = widget
-            index = self.tabs.addTab(widget, spec.title)
+            index = self.tabs.add_view(widget, spec.title)
             self.tabs.setTabToolTip(index, spec.description)
 
     def _build_menus(self) -> None:
@@ -110,8 +112,10 @@ class QtMainWindow(QMainWindow):
         describe = self._action(view_menu, "Show the model description", None)
         describe.setCheckable(True)
         describe.setChecked(True)
-        describe.toggled.connect(self.card.description.setVisible)
+        describe.toggled.connect(self.card.set_description_wanted)
         view_menu.addAction(self.notice_dock.toggleViewAction())
+        self.presentation = PresentationMode(self, self._chrome)
+        self.presentation_action = self._action(view_menu, "Presentation mode", self.presentation.toggle, "F11")
         view_menu.addSeparator()
         for i, name in enumerate(self.views):
             self._action(view_menu, self.tabs.tabText(i), lambda _=False, n=name: self.show_view(n), f"Ctrl+{i + 1}")
@@ -126,7 +130,12 @@ class QtMainWindow(QMainWindow):
         if slot is not None:
             action.triggered.connect(slot)
         menu.addAction(action)
+        self.addAction(action)  # its shortcut works with the menu bar hidden (presentation mode)
         return action
+
+    def _chrome(self) -> list[QWidget]:
+        """Everything around the view, which presentation mode hides."""
+        return [self.menuBar(), self.toolbar, self.card, self.tabs.tabBar(), self.statusBar(), self.notice_dock]
 
     def _connect(self) -> None:
         ctx = self.context
@@ -205,12 +214,17 @@ class QtMainWindow(QMainWindow):
         if app is not None:
             theme.apply_scale(app, scale)
         self.card.set_scale(scale)
+        self.card.set_room(self.height() / max(scale, 0.1))
         self.toolbar.select_scale(scale)
         size = int(20 * scale)
         self.toolbar.setIconSize(self.toolbar.iconSize().scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio))
         for widget in self.views.values():
             if hasattr(widget, "set_scale"):
                 widget.set_scale(scale)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self.card.set_room(self.height() / max(self.context.scale, 0.1))
 
     def step_scale(self, direction: int) -> None:
         index = min(range(len(SCALES)), key=lambda i: abs(SCALES[i] - self.context.scale))

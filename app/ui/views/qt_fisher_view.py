@@ -66,7 +66,7 @@ class QtImageSlot(QWidget):
         self.title = title
         self.source = "nothing yet"
         self.canvas = QtDrawingCanvas()
-        self.canvas.setMinimumSize(160, 160)
+        self.canvas.set_base_min_size(90)  # two of them stack, so each may be small
         self.caption = QLabel(f"{title}: draw, or pick one")
         self.caption.setWordWrap(True)
         self.buttons: dict[str, QPushButton] = {}
@@ -124,7 +124,7 @@ class QtFisherView(QWidget):
     def _build(self) -> None:
         self.slot_a = QtImageSlot("A")
         self.slot_b = QtImageSlot("B")
-        self.strips = QtPixelView(min_size=200)
+        self.strips = QtPixelView(min_size=150)
         self.steps = QSpinBox()
         self.steps.setRange(2, 16)
         self.steps.setValue(8)

@@ -82,8 +82,8 @@ class QtInspectView(QWidget):
         self.sample_button.clicked.connect(lambda: self.load_sample())
         self.test_button.clicked.connect(lambda: self.load_test_image())
         self.load_button.clicked.connect(self.choose_file)
-        self.image_view = QtPixelView(min_size=220)
-        self.field_view = QtPixelView(min_size=220)
+        self.image_view = QtPixelView(min_size=150)
+        self.field_view = QtPixelView(min_size=150)
         self.plot = QtDistributionPlot()
         for view in (self.image_view, self.field_view):
             view.pixel_clicked.connect(lambda r, c, _b: self.select(r, c))

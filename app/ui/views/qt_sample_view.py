@@ -55,7 +55,7 @@ class QtSampleView(PlaybackMixin, QWidget):
 
     # -- building ------------------------------------------------------------------------------------------
     def _build(self) -> None:
-        self.grid = QtPixelView(min_size=240)
+        self.grid = QtPixelView(min_size=180)
         self.grid.pixel_clicked.connect(self._on_grid_click)
         self.plot = QtDistributionPlot()
         self.pixel_label = QLabel()

@@ -11,7 +11,17 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QFileDialog, QGridLayout, QLabel, QWidget
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QScrollArea,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.core.errors import ImageError
 from app.core.images import load_image
@@ -41,6 +51,7 @@ from app.ui.workers import JobResult, JobWorker
 
 THROTTLE_MS = 50  # at most 20 scores a second while drawing
 COMPARE_DELAY_MS = 400
+RESULTS_MIN_WIDTH = 300  # at 100%: the headline NLL on one line
 
 
 def heat_limit(num_values: int, channels: int = 1) -> float:
@@ -78,7 +89,7 @@ class QtScoreView(QWidget):
     def _build(self) -> None:
         self.tools = QtScoreTools()
         self.canvas = QtDrawingCanvas()
-        self.heatmap = QtPixelView(min_size=200)
+        self.heatmap = QtPixelView(min_size=150)
         self.colorbar = QtColorBar(INFERNO, "nats")
         self.canvas_caption = QLabel("Your image: exactly what the model sees")
         self.heat_caption = QLabel("−log p(xᵢ | x&lt;ᵢ) of each pixel: bright where the model was surprised")
@@ -90,21 +101,38 @@ class QtScoreView(QWidget):
         self.nll, self.bpd, self.data, self.rank = r.nll, r.bpd, r.data, r.rank
         self.pixel_text, self.pixel_plot, self.notes = r.pixel_text, r.pixel_plot, r.notes
         self.table = QtCompareTable()
-        self.table.table.setMinimumHeight(120)
-        grid = QGridLayout(self)
-        grid.addWidget(self.tools, 0, 0, 1, 4)
-        grid.addWidget(self.canvas_caption, 1, 0)
-        grid.addWidget(self.heat_caption, 1, 1, 1, 2)
-        grid.addWidget(self.canvas, 2, 0)
-        grid.addWidget(self.heatmap, 2, 1)
-        grid.addWidget(self.colorbar, 2, 2)
-        grid.addWidget(self.results, 1, 3, 2, 1)
-        grid.addWidget(self.table, 3, 0, 1, 4)
-        grid.setColumnStretch(0, 3)
-        grid.setColumnStretch(1, 3)
-        grid.setColumnStretch(3, 3)
-        grid.setRowStretch(2, 3)
-        grid.setRowStretch(3, 1)
+        images = QWidget()
+        grid = QGridLayout(images)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.addWidget(self.canvas_caption, 0, 0)
+        grid.addWidget(self.heat_caption, 0, 1, 1, 2)
+        grid.addWidget(self.canvas, 1, 0)
+        grid.addWidget(self.heatmap, 1, 1)
+        grid.addWidget(self.colorbar, 1, 2)
+        grid.setColumnStretch(0, 1)
+        grid.setColumnStretch(1, 1)
+        grid.setRowStretch(1, 1)
+        # The results scroll when they are taller than their place (a long data name at 250%), rather than
+        # squeezing the conditional's chart or printing over it.
+        self.results_area = QScrollArea()
+        self.results_area.setWidget(self.results)
+        self.results_area.setWidgetResizable(True)
+        self.results_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.results_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # The images over the comparison (the divider moves), the results beside both at full height: the
+        # headline, the data it is measured on and the pixel's chart stay whole at any scale.
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.addWidget(images)
+        self.splitter.addWidget(self.table)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setChildrenCollapsible(False)
+        row = QHBoxLayout()
+        row.addWidget(self.splitter, 2)
+        row.addWidget(self.results_area, 1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.tools)
+        layout.addLayout(row, 1)
         self.setAcceptDrops(True)
         self.timer = QTimer(self)
         self.timer.setInterval(THROTTLE_MS)
@@ -141,6 +169,8 @@ class QtScoreView(QWidget):
 
     def set_scale(self, scale: float) -> None:
         self.results.set_scale(scale)
+        self.table.set_scale(scale)
+        self.results_area.setMinimumWidth(theme.scaled(RESULTS_MIN_WIDTH, scale))
 
     # -- the model -----------------------------------------------------------------------------------------
     @property

@@ -41,7 +41,7 @@ class QtStagePanel(QWidget):
         super().__init__(parent)
         self.stage = stage
         self.title = QLabel(stage.name)
-        self.pixels = QtPixelView(min_size=150)
+        self.pixels = QtPixelView(min_size=120)
         self.detail = QLabel(f"{stage.network_calls} network calls: {stage.detail}")
         self.detail.setWordWrap(True)
         layout = QVBoxLayout(self)
