@@ -158,7 +158,7 @@ class QtMainWindow(QMainWindow):
         for info in infos:
             spec = self.context.session.registry.datasets.get(str(info.meta.get("dataset")))
             titles[info.name] = spec.title if spec is not None else None
-        current = self.context.loaded.name if self.context.loaded is not None else None
+        current = self.context.loaded.info if self.context.loaded is not None else None
         self.toolbar.set_checkpoints(infos, titles, current)
         if self.context.loaded is None:
             self.card.show_missing([str(d) for d in self.context.session.registry.checkpoint_dirs])
@@ -169,7 +169,7 @@ class QtMainWindow(QMainWindow):
         if loaded is None:
             self.card.show_missing([str(d) for d in self.context.session.registry.checkpoint_dirs])
             return
-        self.toolbar.select_checkpoint(loaded.name)
+        self.toolbar.select_loaded(loaded.info)  # by its file: two checkpoints may share a name
         self.card.show_model(loaded, self.context.device_text())
         self.setWindowTitle(f"AR Explorer — {loaded.model.spec.title} ({loaded.name})")
 
@@ -180,8 +180,8 @@ class QtMainWindow(QMainWindow):
 
     def _choose_checkpoint(self, name: str | None) -> None:
         if name and not self.context.load(name):  # the notice says why; the picker shows what is loaded
-            current = self.context.loaded.name if self.context.loaded is not None else None
-            self.toolbar.select_checkpoint(current)
+            if self.context.loaded is not None:
+                self.toolbar.select_loaded(self.context.loaded.info)
 
     def _choose_device(self, name: str) -> None:
         if not self.context.set_device(name):

@@ -332,7 +332,8 @@ class QtTrainView(QWidget):
         loaded = self.context.loaded if self.continue_box.isChecked() else None
         start_model = copy.deepcopy(loaded.model) if loaded is not None else None  # the app's copy stays as it is
         folder = self.output_dir or user_checkpoint_dir()
-        out = output_path(folder, output_stem(spec.name, dataset, ordering, loaded and loaded.name))
+        taken = [info.name for info in self.context.checkpoints()]  # shipped ones included: a name of its own
+        out = output_path(folder, output_stem(spec.name, dataset, ordering, loaded and loaded.name), taken)
         return TrainPlan(spec.name, dataset, parse_hparams(self.hparams.text()), out, ordering,
                          float(self.epochs.value()), int(self.batch.value()), float(self.lr.value()),
                          float(self.minutes.value()), loaded and loaded.name, start_model, self.measure.isChecked())
