@@ -195,7 +195,11 @@ class QtStagesView(PlaybackMixin, QWidget):
 
     def _set_stages(self, stages: list[Stage]) -> None:
         for panel in self.panels:
+            # Out of the view now: deleteLater alone leaves the old panel on screen, under the new ones, until
+            # the event loop gets round to deleting it (and never, inside a nested loop).
             self.stage_row.removeWidget(panel)
+            panel.hide()
+            panel.setParent(None)
             panel.deleteLater()
         self.panels = [QtStagePanel(stage) for stage in stages]
         for panel in self.panels:
