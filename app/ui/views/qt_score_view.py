@@ -29,6 +29,7 @@ from app.core.sampling import sample
 from app.core.session import LoadedModel
 from app.ui import theme
 from app.ui.context import AppContext, SentImage
+from app.ui.drawing import Drawing
 from app.ui.example_images import Examples, synthetic_images, test_images
 from app.ui.qt_canvas import QtDrawingCanvas
 from app.ui.qt_colorbar import QtColorBar
@@ -68,6 +69,8 @@ class QtScoreView(QWidget):
         self.context = context
         self.result: ImageScore | None = None
         self.source = "a blank canvas"
+        self.drawing = Drawing()  # what the user drew or loaded, kept across models
+        self._converting = False
         self.hover: tuple[int, int] | None = None
         self._dirty = self._hover_dirty = False
         self._compare_when_shown = self._compare_when_scored = False
@@ -153,6 +156,7 @@ class QtScoreView(QWidget):
         t.sample_image.connect(self.load_sample)
         t.label_changed.connect(self._changed)
         self.canvas.changed.connect(self._changed)
+        self.canvas.changed.connect(self._remember_drawing)
         self.canvas.stroked.connect(self._drawn_on)
         self.canvas.stroke_finished.connect(self._stroke_finished)
         self.canvas.pixel_hovered.connect(self._on_hover)
@@ -189,8 +193,7 @@ class QtScoreView(QWidget):
         model = loaded.model
         self.results.show_scoring()
         if (tuple(self.canvas.values.shape), self.canvas.num_values) != (tuple(model.shape), model.num_values):
-            self.canvas.set_format(tuple(model.shape), model.num_values)
-            self.source = "a blank canvas"
+            self._convert_drawing(tuple(model.shape), model.num_values)
         kind = "binary" if model.num_values == 2 else f"{model.num_values} levels"
         c, h, w = model.shape
         self.canvas_caption.setText(f"Your image: exactly what the model sees ({h}×{w}, {kind}). "
@@ -437,6 +440,30 @@ class QtScoreView(QWidget):
 
     def _describe_source(self, text: str) -> None:
         self.results.show_source(f"From {text}.")
+
+    def _remember_drawing(self) -> None:
+        """The canvas changed by the user's hand or a new image (not by a conversion): that is the drawing."""
+        if not self._converting:
+            self.drawing.remember(self.canvas.values, self.canvas.num_values)
+
+    def _convert_drawing(self, shape: tuple[int, int, int], num_values: int) -> None:
+        """A model of another format: the canvas takes its format, and the drawing converted to it."""
+        self._converting = True
+        try:
+            self.canvas.set_format(shape, num_values)
+            converted = self.drawing.for_model(shape, num_values)
+            if converted is None or not self.drawing.values.any():
+                self.source = "a blank canvas"
+                return
+            self.canvas.set_values(converted.values)
+        finally:
+            self._converting = False
+        self.hover = None
+        kind = "binary" if num_values == 2 else f"{num_values} levels"
+        steps = converted.describe()
+        steps = "each pixel as bright as it was" if steps == "used as it is" else steps
+        self.results.show_source(f"From {self.source}, converted for this model ({shape[1]}×{shape[2]}, {kind}): "
+                                 f"{steps}.")
 
     def _set_image(self, values: np.ndarray, source: str) -> None:
         self.source = source
