@@ -8,13 +8,14 @@ from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout
 from app.core.session import LoadedModel
 from app.ui import theme
 from app.ui.formatting import parameters_text, test_nll_text
+from app.ui.hints import download_command, train_command
 
 NO_CHECKPOINT = (
     "<b>No checkpoint yet.</b> The app looks in: {dirs}.<br>"
-    "Train one (about a minute on a GPU): <code>ar-explorer train --model gated-pixelcnn --dataset "
-    "binarized-mnist</code> — the data first, if needed: <code>ar-explorer data download binarized-mnist</code> "
-    "— or train offline on synthetic digits: <code>ar-explorer train --model pixelcnn --dataset "
-    "synthetic-digits</code>. Open any checkpoint file with <b>File ▸ Open checkpoint…</b>"
+    f"Train one (about a minute on a GPU): <code>{train_command('gated-pixelcnn', 'binarized-mnist')}</code> — "
+    f"the data first, if needed: <code>{download_command('binarized-mnist')}</code> — or train offline on "
+    f"synthetic digits: <code>{train_command('pixelcnn', 'synthetic-digits')}</code>. Open any checkpoint file "
+    "with <b>File ▸ Open checkpoint…</b>"
 )
 
 

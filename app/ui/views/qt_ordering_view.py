@@ -40,6 +40,7 @@ from app.ui import theme
 from app.ui.context import AppContext
 from app.ui.example_images import example_images
 from app.ui.formatting import format_nll, loaded_data_description
+from app.ui.hints import sample_with_ordering_command, train_command
 from app.ui.ordering_editor import OrderingEditor, describe_cell, ordering_rgb
 from app.ui.ordering_jobs import (
     MeasureProgress,
@@ -371,8 +372,35 @@ class QtOrderingView(QWidget):
                                     f"{self.editor.validation().message}</span>")
             return False
         ordering.with_name(Path(path).stem).save(path)
-        self.validation.setText(f"saved to {path}: use it with ar-explorer sample --ordering {path}")
+        self.validation.setText(f"saved to {path}: {self.usage_hint(path)}")
         return True
+
+    def usage_hint(self, path: str | Path) -> str:
+        """How to use a saved ordering from the command line, as a command that runs as shown: sampling with
+        a model that takes any ordering (this one, or one at hand of the same size), or training a model
+        built for one."""
+        loaded = self.loaded
+        if loaded is None:
+            return "open a model that takes any ordering to sample under it"
+        model = loaded.model
+        if model.capability == "any":
+            return f"sample under it with {sample_with_ordering_command(loaded.name, path)}"
+        if model.capability == "build" and loaded.dataset is not None:
+            return (f"train a {model.spec.title} with it: "
+                    f"{train_command(model.spec.name, loaded.dataset.name, path)}")
+        other = self._any_order_checkpoint(tuple(model.shape))
+        if other is None:
+            return "open a model that takes any ordering to sample under it"
+        return f"sample under it with {sample_with_ordering_command(other, path)}"
+
+    def _any_order_checkpoint(self, shape: tuple[int, ...]) -> str | None:
+        models = self.context.session.registry.models
+        for info in self.context.checkpoints():
+            spec = models.get(info.model)
+            config = info.meta.get("config") or {}
+            if spec is not None and spec.orderings == "any" and tuple(config.get("shape", ())) == shape:
+                return info.name
+        return None
 
     def load_from(self, path: str | Path) -> bool:
         try:

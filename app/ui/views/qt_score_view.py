@@ -31,6 +31,7 @@ from app.ui import theme
 from app.ui.context import AppContext, SentImage
 from app.ui.drawing import Drawing
 from app.ui.example_images import Examples, synthetic_images, test_images
+from app.ui.hints import download_command
 from app.ui.qt_canvas import QtDrawingCanvas
 from app.ui.qt_colorbar import QtColorBar
 from app.ui.qt_pixel_view import QtPixelView
@@ -202,9 +203,10 @@ class QtScoreView(QWidget):
         self.tools.set_classes(condition.num_classes if condition is not None and condition.kind == "class" else 0)
         has_test = self._test_split(loaded) is not None
         self.tools.test_button.setEnabled(has_test)
+        dataset = str(loaded.info.meta.get("dataset"))
         self.tools.test_button.setToolTip("A random image of the test split" if has_test else
-                                          f"The test data of {loaded.info.meta.get('dataset')} is not on this "
-                                          f"machine: ar-explorer data download {loaded.info.meta.get('dataset')}")
+                                          f"The test data of {dataset} is not on this machine: "
+                                          f"{download_command(dataset)}")
         self.colorbar.set_range(0.0, heat_limit(model.num_values, model.shape[0]), open_top=True)
         self._prepare_reference(loaded)
         self._changed()

@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 from app.core.errors import ARExplorerError
 from app.ui import theme
 from app.ui.context import AppContext
+from app.ui.hints import download_command
 from app.ui.progress_task import ProgressTask
 from app.ui.train_jobs import (
     VALID_IMAGES,
@@ -295,7 +296,7 @@ class QtTrainView(QWidget):
         if not dataset:
             return "No dataset here holds the kind of data this model takes."
         if not self._has_data(dataset):
-            return f"The data of {dataset} is not on this machine: ar-explorer data download {dataset}"
+            return f"The data of {dataset} is not on this machine: {download_command(dataset)}"
         try:
             parse_hparams(self.hparams.text())
         except ARExplorerError as exc:
