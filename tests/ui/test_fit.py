@@ -125,3 +125,23 @@ def test_a_flow_layout_wraps_its_widgets_onto_more_rows(qtbot):
     layout.setGeometry(holder.rect())
     tops = {b.geometry().top() for b in buttons}
     assert len(tops) == len(buttons)
+
+
+@pytest.mark.parametrize("scale", [1.75, 2.0, 2.5])
+def test_the_score_views_chart_is_not_crushed_and_no_text_prints_over_it(make_window, tiny_checkpoints, wait_for,
+                                                                        scale):
+    """At 175% and above the conditional's chart was squeezed to a sliver and the labels above it overlapped it."""
+    window = make_window("tiny-pixelcnn", scale=scale)
+    window.resize(1920, 1080)
+    view = window.show_view("score")
+    view.canvas.stroke([(8, 8), (9, 9), (10, 10)], finished=True)
+    wait_for(lambda: view.result is not None and view.results.pixel_text.text() != "")
+    pump(50)
+    results, chart = view.results, view.results.pixel_plot
+    assert chart.height() >= chart.minimumHeight() >= 140 * scale
+    chart_box = chart.geometry()
+    for label in (results.nll, results.bpd, results.data, results.rank, results.pixel_text, results.notes):
+        if not label.isVisible() or not label.text():
+            continue
+        assert label.height() >= label.heightForWidth(label.width()), f"{label.text()[:30]!r} is cut"
+        assert not label.geometry().intersects(chart_box), f"{label.text()[:30]!r} overlaps the chart"
