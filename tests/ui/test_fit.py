@@ -145,3 +145,22 @@ def test_the_score_views_chart_is_not_crushed_and_no_text_prints_over_it(make_wi
             continue
         assert label.height() >= label.heightForWidth(label.width()), f"{label.text()[:30]!r} is cut"
         assert not label.geometry().intersects(chart_box), f"{label.text()[:30]!r} overlaps the chart"
+
+
+def test_a_chart_too_short_for_its_axis_label_hides_the_label(make_window, tiny_checkpoints, wait_for):
+    """A label longer than its axis would run past it and over the tick labels."""
+    window = make_window("tiny-pixelcnn", scale=2.0)
+    window.resize(1920, 1080)
+    view = window.show_view("score")
+    view.canvas.stroke([(8, 8), (9, 9)], finished=True)
+    wait_for(lambda: view.results.pixel_text.text() != "")
+    pump(50)
+    chart = view.results.pixel_plot
+    axis = chart.plot_item.getAxis("left")
+    assert axis.label.isVisible() == chart.left_label_fits()
+    chart.setFixedHeight(200)  # shorter than the label at 200%
+    pump(50)
+    assert not chart.left_label_fits() and not axis.label.isVisible()
+    chart.setFixedHeight(900)
+    pump(50)
+    assert chart.left_label_fits() and axis.label.isVisible()

@@ -53,6 +53,7 @@ class QtCompareTable(QWidget):
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.verticalHeader().hide()
+        self.table.setWordWrap(False)  # one line a checkpoint; the table scrolls sideways instead
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         head = self.table.horizontalHeader()

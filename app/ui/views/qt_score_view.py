@@ -131,6 +131,7 @@ class QtScoreView(QWidget):
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setChildrenCollapsible(False)
+        self._split_done = False
         row = QHBoxLayout()
         row.addWidget(self.splitter, 2)
         row.addWidget(self.results_area, 1)
@@ -498,11 +499,24 @@ class QtScoreView(QWidget):
 
     def showEvent(self, event) -> None:  # noqa: N802
         super().showEvent(event)
+        self._split_once()
         if self._dirty or self._hover_dirty:
             self.timer.start()
         if self._compare_when_shown:
             self._compare_when_shown = False
             self.compare()
+
+    def _split_once(self) -> None:
+        """The first time the view shows, give the images the height their width allows and the comparison the
+        rest (a splitter starts from size hints, which left the table two rows)."""
+        total = self.splitter.height()
+        if self._split_done or total <= 0:
+            return
+        self._split_done = True
+        side = (self.splitter.width() - self.colorbar.sizeHint().width()) // 2  # two square images side by side
+        images = side + self.canvas_caption.sizeHint().height() + theme.scaled(12)
+        images = max(min(images, total - self.table.minimumSizeHint().height()), total // 2)
+        self.splitter.setSizes([images, total - images])
 
     # -- drag and drop -------------------------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:  # noqa: N802
