@@ -23,12 +23,21 @@ def test_hyperparameters_are_a_json_object_or_a_clear_message():
 def test_the_output_never_names_an_existing_checkpoint(tmp_path):
     stem = output_stem("pixelcnn", "synthetic-digits", None, None)
     first = output_path(tmp_path, stem)
-    assert first.name == "pixelcnn-synthetic-digits.safetensors"
+    assert first.name == "pixelcnn-synthetic-digits-trained.safetensors"
     first.with_suffix(".json").write_text("{}")
-    assert output_path(tmp_path, stem).name == "pixelcnn-synthetic-digits-2.safetensors"
-    assert output_stem("made", "binarized-mnist", "even-then-odd", None) == "made-binarized-mnist-even-then-odd"
+    assert output_path(tmp_path, stem).name == "pixelcnn-synthetic-digits-trained-2.safetensors"
+    assert output_stem("made", "binarized-mnist", "even-then-odd", None) == "made-binarized-mnist-even-then-odd-trained"
     assert output_stem("made", "binarized-mnist", None, "made-binarized-mnist") == "made-binarized-mnist-continued"
     assert output_path(tmp_path, "a/b: c").parent == tmp_path  # no folder or odd character from a name
+
+
+def test_the_output_never_takes_the_name_of_a_checkpoint_in_another_folder(tmp_path):
+    """The shipped checkpoints live elsewhere and are listed first: a new one under one of their names would
+    never show in the list."""
+    taken = ["gated-pixelcnn-binarized-mnist", "gated-pixelcnn-binarized-mnist-trained"]
+    out = output_path(tmp_path, output_stem("gated-pixelcnn", "binarized-mnist", None, None), taken)
+    assert out.stem == "gated-pixelcnn-binarized-mnist-trained-2" and out.parent == tmp_path
+    assert output_path(tmp_path, "gated-pixelcnn-binarized-mnist", taken).stem == "gated-pixelcnn-binarized-mnist-2"
 
 
 def test_a_run_trains_writes_the_best_checkpoint_and_measures_the_test_nll(tmp_path):

@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--view", default=None, help="the view to open (sample, score, inspect, ...)")
     parser.add_argument("--after", type=opt.real(0, 3600, unit="seconds"), default=3.0, metavar="SECONDS",
                         help="seconds before the screenshot")
+    parser.add_argument("--size", default=None, metavar="WxH", help="the screenshot's window size (1440x900)")
     parser.add_argument("--session", metavar="FILE", default=None,
                         help="open the app on a session file (File > Save session); other options override it")
     parser.add_argument("--checkpoint", default=None, help="the checkpoint to open the app on")

@@ -69,6 +69,7 @@ class AppContext(QObject):
         self.notices: list[Notice] = []
         self._checkpoints: list[CheckpointInfo] | None = None
         self._cache: dict[str, LoadedModel] = {}
+        self._stamps: dict[str, tuple] = {}  # the files each cached checkpoint was read from, as they were
         self._cache_lock = threading.Lock()
         self._quiescers: list = []
 
@@ -100,10 +101,15 @@ class AppContext(QObject):
         return self._load_cached(name)
 
     def _load_cached(self, ref: str) -> LoadedModel:
+        """The cached checkpoint, unless its files changed since (``train --resume`` or ``eval`` wrote them):
+        then it is read again, so that what the app shows is what the files hold."""
         with self._cache_lock:
-            if ref not in self._cache:
-                self._cache[ref] = self.session.load(ref)
-            return self._cache[ref]
+            cached = self._cache.get(ref)
+            if cached is not None and _stamp(cached.info) == self._stamps.get(ref):
+                return cached
+            loaded = self.session.load(ref)
+            self._cache[ref], self._stamps[ref] = loaded, _stamp(loaded.info)
+            return loaded
 
     def _dirs(self) -> list:
         return list(self.session.registry.checkpoint_dirs)
@@ -166,6 +172,19 @@ class AppContext(QObject):
     def send_image(self, view: str, values: np.ndarray, label: str, position: tuple[int, int, int] | None = None):
         """Hand an image to another view (``score``, ``inspect``, ...): the main window shows that view."""
         self.image_sent.emit(view, SentImage(np.asarray(values).copy(), label, position))
+
+
+def _stamp(info: CheckpointInfo) -> tuple:
+    """When and how big the weights and the metadata beside them were last written."""
+    stamp = []
+    for path in (info.weights, info.json_path):
+        try:
+            stat = path.stat()
+        except OSError:
+            stamp.append(None)
+        else:
+            stamp.append((stat.st_mtime_ns, stat.st_size))
+    return tuple(stamp)
 
 
 __all__ = ["AppContext", "Notice", "SentImage", "Stoppable"]

@@ -12,6 +12,7 @@ import numpy as np
 from app.core.checkpoints import CheckpointInfo
 from app.core.scoring import bits_per_dim
 from app.core.session import LoadedModel
+from app.ui.hints import eval_command
 
 
 def format_nll(nats: float, num_dims: int, precision: int = 1) -> str:
@@ -43,7 +44,7 @@ def test_nll_text(info: CheckpointInfo, dataset_title: str | None = None) -> str
     nats = meta.get("test_nll_nats")
     data = data_description(meta, dataset_title)
     if nats is None:
-        return f"test NLL not measured yet (ar-explorer eval {info.name}); trained on {data}"
+        return f"test NLL not measured yet ({eval_command(info.name)}); trained on {data}"
     dims = _num_dims(meta)
     bpd = meta.get("test_bits_per_dim")
     if bpd is None and dims:

@@ -141,6 +141,15 @@ def _close_on_ctrl_c(window: QtMainWindow) -> None:
 
 def launch(args: argparse.Namespace) -> int:
     """Open the app (or, with ``--screenshot``, save a PNG of it and exit)."""
+    size = None
+    if getattr(args, "screenshot", None):
+        from app.ui.screenshot import parse_size
+
+        try:
+            size = parse_size(getattr(args, "size", None))
+        except ARExplorerError as exc:  # refused before any window opens
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     app = application()
     window, context = build(args)
     restore = install_exception_hook(context)
@@ -151,7 +160,8 @@ def launch(args: argparse.Namespace) -> int:
             state = window.opened_session
             view = args.view or (state.view if state is not None else None) or "sample"
             # A session brings its own state (a run included): a view's default action would replace it.
-            code = take_screenshot(app, window, args.screenshot, view, float(args.after), run_default=state is None)
+            code = take_screenshot(app, window, args.screenshot, view, float(args.after), size,
+                                   run_default=state is None)
         else:
             if args.view:
                 window.show_view(args.view)

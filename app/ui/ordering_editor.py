@@ -16,6 +16,7 @@ from app.core.orderings import Ordering, painted, raster, validate_order
 from app.ui.rendering import TARGET, UNSAMPLED, VIRIDIS, apply_lut
 
 UNDO_LIMIT = 100
+DIMMED = 0.4  # the brightness left to the cells a selected cell may not see
 
 
 @dataclass
@@ -156,14 +157,15 @@ class OrderingEditor:
 
 def ordering_rgb(editor: OrderingEditor, selected: tuple[int, int] | None = None) -> np.ndarray:
     """Each cell coloured by its rank (dark first, bright last); unpainted cells grey while the rest is not
-    filled; with a ``selected`` cell, the cells it may not see are dimmed and the cell itself is marked."""
+    filled; with a ``selected`` cell, the cells it may not see are dimmed (to 40%: still the ordering's colours,
+    so a projected picture is never a black square) and the cell itself is marked."""
     rank = editor.rank()
     rgb = apply_lut(rank, VIRIDIS, 0, max(rank.size - 1, 1))
     if editor.painting and not editor.fill_rest:
         rgb[~editor.painted_mask()] = UNSAMPLED
     if selected is not None:
         hidden = ~editor.visible_from(selected)
-        rgb[hidden] = (rgb[hidden].astype(np.uint16) // 4).astype(np.uint8)
+        rgb[hidden] = (rgb[hidden].astype(np.float32) * DIMMED).round().astype(np.uint8)
         rgb[selected] = TARGET
     return np.ascontiguousarray(rgb)
 

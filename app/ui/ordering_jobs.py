@@ -4,7 +4,7 @@ and training a model with an edited ordering (a generator of progress events, st
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +18,17 @@ from app.core.orderings import Ordering
 from app.core.scoring import bits_per_dim, score
 from app.core.session import LoadedModel, Session
 from app.core.training import TrainConfig, TrainEvent, train
+from app.ui.train_jobs import output_path
+
+
+@dataclass
+class MeasureProgress:
+    """How far :func:`measure_orderings` has come: the orderings finished, and batches scored of all."""
+
+    rows: list[OrderingRow]
+    done: int
+    total: int
+    current: str  # the ordering being scored
 
 
 @dataclass
@@ -52,6 +63,34 @@ def nll_by_ordering(
     return rows
 
 
+def measure_orderings(
+    loaded: LoadedModel, images: np.ndarray, orderings: dict[str, Ordering],
+    should_stop: Callable[[], bool] = lambda: False, batch_size: int = 32,
+) -> Iterator[MeasureProgress]:
+    """Score the same images under each ordering, a batch at a time, yielding progress after every batch.
+
+    An any-order model scores an ordering in one network pass per pixel, so a table of nine orderings takes
+    minutes on a CPU: the caller shows the progress and may stop between two batches (the orderings finished
+    by then keep their rows).
+    """
+    batches = [images[i:i + batch_size] for i in range(0, len(images), batch_size)]
+    total = len(orderings) * len(batches)
+    rows: list[OrderingRow] = []
+    done = 0
+    dims = int(np.prod(loaded.model.shape))
+    for name, ordering in orderings.items():
+        nll = []
+        for batch in batches:
+            if should_stop():
+                return
+            nll.append(score(loaded.model, batch, ordering=ordering, batch_size=batch_size).nll_nats)
+            done += 1
+            yield MeasureProgress(list(rows), done, total, name)
+        nats = float(np.concatenate(nll).mean())
+        rows.append(OrderingRow(loaded.name, name, nats, float(bits_per_dim(nats, dims)), len(images), "measured now"))
+        yield MeasureProgress(list(rows), done, total, name)
+
+
 def _ordering_name(info: CheckpointInfo) -> str:
     ordering = (info.meta.get("config") or {}).get("ordering")
     return str(ordering.get("name", "custom")) if isinstance(ordering, dict) else "raster"
@@ -73,10 +112,12 @@ def recorded_rows(infos: list[CheckpointInfo], dataset: str | None, shape: tuple
     return sorted(rows, key=lambda row: (row.ordering, row.nll_nats))
 
 
-def training_output(loaded: LoadedModel, ordering: Ordering, folder: Path) -> Path:
+def training_output(loaded: LoadedModel, ordering: Ordering, folder: Path, taken: Iterable[str] = ()) -> Path:
+    """A new checkpoint in ``folder`` for ``loaded``'s model trained with ``ordering``, named after both and
+    never after a checkpoint that exists (``taken``: the names of every checkpoint the app lists)."""
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in ordering.name).strip("-") or "custom"
     dataset = loaded.info.meta.get("dataset", "data")
-    return folder / f"{loaded.model.spec.name}-{dataset}-{safe}.safetensors"
+    return output_path(folder, f"{loaded.model.spec.name}-{dataset}-{safe}-trained", taken)
 
 
 def train_with_ordering(
@@ -110,4 +151,5 @@ def train_with_ordering(
     yield from train(model, train_split, valid_split, cfg, out, meta, should_stop=should_stop)
 
 
-__all__ = ["OrderingRow", "nll_under", "nll_by_ordering", "recorded_rows", "training_output", "train_with_ordering"]
+__all__ = ["OrderingRow", "MeasureProgress", "nll_under", "nll_by_ordering", "measure_orderings", "recorded_rows",
+           "training_output", "train_with_ordering"]

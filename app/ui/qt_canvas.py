@@ -81,7 +81,7 @@ class QtDrawingCanvas(QtPixelView):
     stroked = Signal()  # the pen or eraser changed pixels (not a whole new image)
 
     def __init__(self, parent=None) -> None:
-        super().__init__(parent, item_class=QtCanvasItem, min_size=280)
+        super().__init__(parent, item_class=QtCanvasItem, min_size=150)
         self.values = np.zeros((1, 28, 28), dtype=np.uint8)
         self.num_values = 2
         self.erasing = False

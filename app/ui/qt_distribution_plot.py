@@ -50,6 +50,7 @@ class QtDistributionPlot(pg.PlotWidget):
         self.tempered_heights: np.ndarray | None = None
         self._labels = ("", "")
         self._scale = scale
+        self.plot_item.getAxis("left").geometryChanged.connect(self._fit_left_label)  # the chart's height changed
         self.set_scale(scale)
 
     # -- appearance ----------------------------------------------------------------------------------------
@@ -57,11 +58,28 @@ class QtDistributionPlot(pg.PlotWidget):
         self._scale = scale
         theme.style_plot(self.plot_item, scale, *self._labels)
         self._tempered.setSize(22 * scale)
+        self._fit_left_label()
 
     def _axes(self, left: str, bottom: str) -> None:
         if (left, bottom) != self._labels:
             self._labels = (left, bottom)
             theme.style_plot(self.plot_item, self._scale, left, bottom)
+            self._fit_left_label()
+
+    def left_label_fits(self) -> bool:
+        """Whether the vertical axis is long enough for its label (the title names the same quantity)."""
+        if not self._labels[0]:
+            return True
+        axis = self.plot_item.getAxis("left")
+        return axis.label.boundingRect().width() <= axis.height()  # the label's length, as drawn (rotated)
+
+    def _fit_left_label(self) -> None:
+        """Hide the vertical axis's label on a chart too short for it: at a large scale it ran past the
+        axis and printed over the tick labels."""
+        axis = self.plot_item.getAxis("left")
+        fits = self.left_label_fits()
+        if fits != axis.label.isVisible():
+            axis.showLabel(fits)
 
     def set_title(self, text: str) -> None:
         text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

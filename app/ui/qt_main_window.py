@@ -12,7 +12,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QPushButton,
-    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -22,9 +21,12 @@ from app.ui import export, session_io, theme
 from app.ui import views as view_registry
 from app.ui.context import AppContext, Notice, SentImage
 from app.ui.preferences import SCALES
+from app.ui.presentation import PresentationMode
 from app.ui.qt_model_card import QtModelCard
 from app.ui.qt_notifications import QtNotificationArea
 from app.ui.qt_toolbar import QtMainToolBar
+from app.ui.qt_view_tabs import QtViewTabs
+from app.ui.screens import initial_window_size
 from app.ui.views import ViewSpec
 from app.ui.workers import begin_shutdown, end_shutdown
 
@@ -40,6 +42,7 @@ SHORTCUTS_HELP = """<h3>Keyboard</h3><table cellpadding=4>
 <tr><td><b>F2</b></td><td>choose the checkpoint</td></tr>
 <tr><td><b>Ctrl+S / Ctrl+Shift+O</b></td><td>save / open a session file</td></tr>
 <tr><td><b>Ctrl+E / Ctrl+Shift+C</b></td><td>save / copy the figure under the mouse (PNG, plots also SVG)</td></tr>
+<tr><td><b>F11</b></td><td>presentation mode: full screen, only the view</td></tr>
 </table>"""
 
 
@@ -55,8 +58,7 @@ class QtMainWindow(QMainWindow):
         self.toolbar = QtMainToolBar(self)
         self.addToolBar(self.toolbar)
         self.card = QtModelCard()
-        self.tabs = QTabWidget()
-        self.tabs.setDocumentMode(True)
+        self.tabs = QtViewTabs()  # each view scrolls rather than grow the window past the screen
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(6, 6, 6, 0)
@@ -77,7 +79,7 @@ class QtMainWindow(QMainWindow):
         self.opened_session = None  # the session file the app was started on (--session), if any
         self.apply_scale(context.scale)
         self.refresh_checkpoints()
-        self.resize(1400, 900)
+        self.resize(*initial_window_size(self.screen().availableGeometry().size()))
         if context.preferences.geometry is not None:
             self.restoreGeometry(context.preferences.geometry)
 
@@ -99,7 +101,7 @@ class QtMainWindow(QMainWindow):
                 widget = QLabel(f"The {spec.title} view failed to open; see Notices for the details.")
                 widget.setAlignment(Qt.AlignmentFlag.AlignCenter)
             self.views[spec.name] = widget
-            index = self.tabs.addTab(widget, spec.title)
+            index = self.tabs.add_view(widget, spec.title)
             self.tabs.setTabToolTip(index, spec.description)
 
     def _build_menus(self) -> None:
@@ -119,8 +121,10 @@ class QtMainWindow(QMainWindow):
         describe = self._action(view_menu, "Show the model description", None)
         describe.setCheckable(True)
         describe.setChecked(True)
-        describe.toggled.connect(self.card.description.setVisible)
+        describe.toggled.connect(self.card.set_description_wanted)
         view_menu.addAction(self.notice_dock.toggleViewAction())
+        self.presentation = PresentationMode(self, self._chrome)
+        self.presentation_action = self._action(view_menu, "Presentation mode", self.presentation.toggle, "F11")
         view_menu.addSeparator()
         for i, name in enumerate(self.views):
             self._action(view_menu, self.tabs.tabText(i), lambda _=False, n=name: self.show_view(n), f"Ctrl+{i + 1}")
@@ -135,7 +139,12 @@ class QtMainWindow(QMainWindow):
         if slot is not None:
             action.triggered.connect(slot)
         menu.addAction(action)
+        self.addAction(action)  # its shortcut works with the menu bar hidden (presentation mode)
         return action
+
+    def _chrome(self) -> list[QWidget]:
+        """Everything around the view, which presentation mode hides."""
+        return [self.menuBar(), self.toolbar, self.card, self.tabs.tabBar(), self.statusBar(), self.notice_dock]
 
     def _connect(self) -> None:
         ctx = self.context
@@ -158,7 +167,7 @@ class QtMainWindow(QMainWindow):
         for info in infos:
             spec = self.context.session.registry.datasets.get(str(info.meta.get("dataset")))
             titles[info.name] = spec.title if spec is not None else None
-        current = self.context.loaded.name if self.context.loaded is not None else None
+        current = self.context.loaded.info if self.context.loaded is not None else None
         self.toolbar.set_checkpoints(infos, titles, current)
         if self.context.loaded is None:
             self.card.show_missing([str(d) for d in self.context.session.registry.checkpoint_dirs])
@@ -169,7 +178,7 @@ class QtMainWindow(QMainWindow):
         if loaded is None:
             self.card.show_missing([str(d) for d in self.context.session.registry.checkpoint_dirs])
             return
-        self.toolbar.select_checkpoint(loaded.name)
+        self.toolbar.select_loaded(loaded.info)  # by its file: two checkpoints may share a name
         self.card.show_model(loaded, self.context.device_text())
         self.setWindowTitle(f"AR Explorer — {loaded.model.spec.title} ({loaded.name})")
 
@@ -180,8 +189,8 @@ class QtMainWindow(QMainWindow):
 
     def _choose_checkpoint(self, name: str | None) -> None:
         if name and not self.context.load(name):  # the notice says why; the picker shows what is loaded
-            current = self.context.loaded.name if self.context.loaded is not None else None
-            self.toolbar.select_checkpoint(current)
+            if self.context.loaded is not None:
+                self.toolbar.select_loaded(self.context.loaded.info)
 
     def _choose_device(self, name: str) -> None:
         if not self.context.set_device(name):
@@ -214,12 +223,17 @@ class QtMainWindow(QMainWindow):
         if app is not None:
             theme.apply_scale(app, scale)
         self.card.set_scale(scale)
+        self.card.set_room(self.height() / max(scale, 0.1))
         self.toolbar.select_scale(scale)
         size = int(20 * scale)
         self.toolbar.setIconSize(self.toolbar.iconSize().scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio))
         for widget in self.views.values():
             if hasattr(widget, "set_scale"):
                 widget.set_scale(scale)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self.card.set_room(self.height() / max(self.context.scale, 0.1))
 
     def step_scale(self, direction: int) -> None:
         index = min(range(len(SCALES)), key=lambda i: abs(SCALES[i] - self.context.scale))

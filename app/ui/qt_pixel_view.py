@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPoint, QPointF, Qt, Signal
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt, Signal
 from PySide6.QtWidgets import QSizePolicy
+
+from app.ui import theme
 
 
 class QtPixelItem(pg.ImageItem):
@@ -58,8 +60,31 @@ class QtPixelView(pg.GraphicsLayoutWidget):
         self.view_box.addItem(self.item)
         self._markers: dict[str, pg.PlotCurveItem] = {}
         self._shape: tuple[int, int] | None = None
-        self.setMinimumSize(min_size, min_size)
+        self.base_min_size = min_size
+        self._scale = 1.0
+        self._lines: dict[str, tuple[np.ndarray, str, float]] = {}
+        self.set_scale(theme.current_scale())
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    def set_scale(self, scale: float) -> None:
+        """Grow the least size and the marker lines with the projector scale, as the text beside them grows:
+        at 200% a digit grid is never squeezed to the size that suits 100%. Called by itself when the
+        application font changes (which is how the scale reaches every widget)."""
+        self._scale = float(scale)
+        size = theme.scaled(self.base_min_size, scale)
+        self.setMinimumSize(size, size)
+        for name, (boxes, colour, line) in list(self._lines.items()):
+            self.set_boxes(name, boxes, colour, line)
+
+    def set_base_min_size(self, size: int) -> None:
+        """The least size at 100% (it grows with the scale)."""
+        self.base_min_size = int(size)
+        self.set_scale(self._scale)
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange and theme.current_scale() != self._scale:
+            self.set_scale(theme.current_scale())
 
     def set_rgb(self, rgb: np.ndarray) -> None:
         """Show an ``(H, W, 3)`` uint8 array (fixed levels: no flicker while it fills)."""
@@ -90,11 +115,12 @@ class QtPixelView(pg.GraphicsLayoutWidget):
         """Rectangles ``(top, left, height, width)`` in pixels, drawn as one line item."""
         marker = self._marker(name)
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        self._lines[name] = (boxes, colour, line)
         dx = np.array([0, 1, 1, 0, 0, np.nan])
         dy = np.array([0, 0, 1, 1, 0, np.nan])
         x = (boxes[:, 1:2] + boxes[:, 3:4] * dx).reshape(-1)
         y = (boxes[:, 0:1] + boxes[:, 2:3] * dy).reshape(-1)
-        marker.setData(x=x, y=y, pen=pg.mkPen(colour, width=line))
+        marker.setData(x=x, y=y, pen=pg.mkPen(colour, width=line * self._scale))
 
     def _marker(self, name: str) -> pg.PlotCurveItem:
         marker = self._markers.get(name)
@@ -109,6 +135,7 @@ class QtPixelView(pg.GraphicsLayoutWidget):
         for key, marker in self._markers.items():
             if name is None or key == name:
                 marker.setData(x=np.zeros(0), y=np.zeros(0))
+                self._lines.pop(key, None)
 
     def scene_point(self, row: float, col: float) -> QPoint:
         """Viewport coordinates of the centre of pixel (row, col), for tests that click like a user."""

@@ -11,6 +11,8 @@ from app.core.devices import CHOICES, available_devices
 from app.ui.formatting import checkpoint_label, test_nll_text
 from app.ui.preferences import SCALES
 
+WEIGHTS_ROLE = Qt.ItemDataRole.UserRole + 1  # each entry's weights file, which tells two of one name apart
+
 
 class QtMainToolBar(QToolBar):
     """Emits ``checkpoint_chosen(name)``, ``device_chosen(name)`` and ``scale_chosen(scale)`` on user choices."""
@@ -32,6 +34,7 @@ class QtMainToolBar(QToolBar):
         self.scales.setToolTip("Text and plot size: 150% or more for a projector (Ctrl++ / Ctrl+-)")
         for scale in SCALES:
             self.scales.addItem(f"{scale:.0%}", scale)
+        self._titles: dict[str, str | None] = {}
         self._fill_devices()
         self.addWidget(_label("Checkpoint"))
         self.addWidget(self.checkpoints)
@@ -59,18 +62,30 @@ class QtMainToolBar(QToolBar):
                 item.setEnabled(False)
                 item.setToolTip(f"{label} is not available on this machine")
 
-    def set_checkpoints(self, infos: list[CheckpointInfo], titles: dict[str, str], current: str | None) -> None:
+    def set_checkpoints(self, infos: list[CheckpointInfo], titles: dict[str, str],
+                        current: CheckpointInfo | str | None) -> None:
+        """List ``infos`` (``titles``: their datasets' titles) and show ``current``, the one loaded."""
         self.checkpoints.blockSignals(True)
         self.checkpoints.clear()
+        self._titles = dict(titles)
         for info in infos:
-            self.checkpoints.addItem(checkpoint_label(info), info.name)
-            self.checkpoints.setItemData(self.checkpoints.count() - 1,
-                                         test_nll_text(info, titles.get(info.name)), Qt.ItemDataRole.ToolTipRole)
+            self._add(info, info.name)
         if not infos:
             self.checkpoints.addItem("no checkpoint found", None)
         self.checkpoints.setEnabled(bool(infos))
-        self.select_checkpoint(current)
+        if isinstance(current, CheckpointInfo):
+            self.select_loaded(current)
+        else:
+            self.select_checkpoint(current)
         self.checkpoints.blockSignals(False)
+
+    def _add(self, info: CheckpointInfo, ref: str, label: str | None = None) -> int:
+        self.checkpoints.addItem(label or checkpoint_label(info), ref)
+        index = self.checkpoints.count() - 1
+        self.checkpoints.setItemData(index, str(info.weights.resolve()), WEIGHTS_ROLE)
+        self.checkpoints.setItemData(index, test_nll_text(info, self._titles.get(info.name)),
+                                     Qt.ItemDataRole.ToolTipRole)
+        return index
 
     def select_checkpoint(self, name: str | None) -> None:
         index = self.checkpoints.findData(name)
@@ -79,6 +94,15 @@ class QtMainToolBar(QToolBar):
             index = self.checkpoints.count() - 1
         if index >= 0:
             self.checkpoints.setCurrentIndex(index)
+
+    def select_loaded(self, info: CheckpointInfo) -> None:
+        """Show the checkpoint that is loaded, found by its file: a file opened from elsewhere under the name of
+        a listed checkpoint gets an entry of its own, with its own NLL, never the listed one's."""
+        index = self.checkpoints.findData(str(info.weights.resolve()), WEIGHTS_ROLE)
+        if index < 0:
+            self.checkpoints.setEnabled(True)
+            index = self._add(info, str(info.weights), f"{checkpoint_label(info)}  ·  {info.weights.parent.name}/")
+        self.checkpoints.setCurrentIndex(index)
 
     def select_device(self, name: str) -> None:
         index = self.devices.findData(name)

@@ -22,6 +22,7 @@ ACCENT = "#4fc3f7"
 WARN = "#ffb74d"
 ERROR = "#ef5350"
 _BASE_POINT_SIZE = 10.0
+_scale = 1.0  # the projector scale in use, for widgets that size pictures and lines in pixels
 
 
 def configure_pyqtgraph() -> None:
@@ -61,10 +62,23 @@ def remember_base_font(app: QApplication) -> None:
 
 
 def apply_scale(app: QApplication, scale: float) -> None:
-    """Scale the application font; widgets re-lay themselves out around it."""
+    """Scale the application font; widgets re-lay themselves out around it (and those sized in pixels, such
+    as :class:`~app.ui.qt_pixel_view.QtPixelView`, read :func:`current_scale` when the font changes)."""
+    global _scale
+    _scale = float(scale)
     font = QFont(app.font())
     font.setPointSizeF(_BASE_POINT_SIZE * scale)
     app.setFont(font)
+
+
+def current_scale() -> float:
+    """The projector scale last applied (1.0 before any)."""
+    return _scale
+
+
+def scaled(pixels: float, scale: float | None = None) -> int:
+    """A size in pixels at 100%, at ``scale`` (the current one by default)."""
+    return int(round(pixels * (current_scale() if scale is None else scale)))
 
 
 def point_size(scale: float, factor: float = 1.0) -> float:
@@ -109,6 +123,8 @@ __all__ = [
     "configure_pyqtgraph",
     "apply_palette",
     "apply_scale",
+    "current_scale",
+    "scaled",
     "remember_base_font",
     "style_plot",
     "scaled_font",

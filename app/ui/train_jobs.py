@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,20 +76,28 @@ def parse_hparams(text: str) -> dict[str, Any]:
     return value
 
 
-def output_path(folder: Path, stem: str) -> Path:
-    """A new checkpoint in ``folder`` named ``stem`` (then ``stem-2``, ``stem-3``...): never an existing one."""
+def output_path(folder: Path, stem: str, taken: Iterable[str] = ()) -> Path:
+    """A new checkpoint in ``folder`` named ``stem`` (then ``stem-2``, ``stem-3``...): never an existing file,
+    and never the name of a checkpoint in ``taken``.
+
+    The app lists checkpoints by name, the shipped folder first: a checkpoint of the user's under a shipped
+    checkpoint's name would never show in the list, and opening it would show the shipped one's figures.
+    """
     stem = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in stem).strip("-.") or "model"
+    taken = set(taken)
     candidate, n = folder / f"{stem}.safetensors", 1
-    while candidate.exists() or candidate.with_suffix(".json").exists():
+    while candidate.exists() or candidate.with_suffix(".json").exists() or candidate.stem in taken:
         n += 1
         candidate = folder / f"{stem}-{n}.safetensors"
     return candidate
 
 
 def output_stem(model: str, dataset: str, ordering: str | None, start_from: str | None) -> str:
+    """The name a run from the app gives its checkpoint: what it is and that it was trained here (the
+    shipped ones are named ``MODEL-DATASET``), or what it continues."""
     if start_from:
         return f"{start_from}-continued"
-    return f"{model}-{dataset}" + (f"-{ordering}" if ordering else "")
+    return f"{model}-{dataset}" + (f"-{ordering}" if ordering else "") + "-trained"
 
 
 def run_plan(session: Session, plan: TrainPlan, record: RunRecord,

@@ -125,7 +125,95 @@ def test_a_build_time_model_trains_with_the_edited_ordering(make_window, orderin
     view.train()
     wait_for(lambda: not view.training.running and "the checkpoint is in the model list" in view.train_label.text(),
              timeout=60000)
-    out = checkpoint_dir / "made-binarized-mnist-columns.safetensors"
+    out = checkpoint_dir / "made-binarized-mnist-columns-trained.safetensors"  # never a shipped checkpoint's name
     assert out.is_file()
+    assert out.stem in {info.name for info in view.context.checkpoints()}  # "in the model list", as it says
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["config"]["ordering"]["order"] == columns(28, 28).order.tolist()
+
+
+def _slowly(generator_function, delay_s=0.05):
+    """The measuring generator, a batch every ``delay_s`` at least: slow enough to be stopped half way."""
+    import time
+
+    def slowed(*args, **kwargs):
+        for progress in generator_function(*args, **kwargs):
+            time.sleep(delay_s)
+            yield progress
+
+    return slowed
+
+
+def test_measuring_the_presets_shows_progress_and_stops_between_batches(make_window, ordering_checkpoints,
+                                                                        wait_for, monkeypatch):
+    """It took minutes with no progress bar and no Stop; the live score waited behind it."""
+    import app.ui.views.qt_ordering_view as ordering_view
+
+    monkeypatch.setattr(ordering_view, "measure_orderings", _slowly(ordering_view.measure_orderings))
+    view = orderings_view(make_window("tiny-any"))
+    view.measure_presets()
+    assert view.measure_progress.isVisibleTo(view) and view.measure_stop.isEnabled()
+    assert not view.measure_button.isEnabled()
+    wait_for(lambda: view.measure_progress.value() >= 9)  # past the first ordering's 8 batches
+    assert view.measure_progress.maximum() == 8 * (len(view.context.session.registry.orderings) + 1)
+    wait_for(lambda: len(view.measured) >= 1)  # finished orderings show while the rest are measured
+    view.set_ordering(spiral(8, 8))  # the live score does not wait for the table
+    wait_for(lambda: "spiral" in view.score_label.text() and "nats per image" in view.score_label.text())
+    assert view.measuring.running
+    view.measure_stop.click()
+    wait_for(lambda: not view.measuring.running and view.measure_button.isEnabled())
+    assert not view.measure_progress.isVisibleTo(view)
+    done = len(view.measured)
+    assert 1 <= done < len(view.context.session.registry.orderings) + 1
+    assert "(stopped)" in view.table_note.text()
+    names = {view.table.item(i, 0).text() for i in range(view.table.rowCount())}
+    assert {row.ordering for row in view.measured} <= names
+
+
+@pytest.fixture
+def recorded_orderings(checkpoint_dir):
+    """Checkpoints with long names and a recorded test NLL, as the shipped MADE and attention ones."""
+    for name in ("made-binarized-mnist-top-bottom-to-middle", "attention-binarized-mnist-even-then-odd",
+                 "order-agnostic-nade-binarized-mnist"):
+        save_tiny(checkpoint_dir, name, "made", quantiles=np.linspace(90, 110, 101))
+    return checkpoint_dir
+
+
+def _cut_columns(table):
+    header = table.horizontalHeader()
+    return [table.horizontalHeaderItem(j).text() for j in range(table.columnCount())
+            if header.sectionSize(j) < table.sizeHintForColumn(j)]
+
+
+@pytest.mark.parametrize(("size", "scale"), [((1280, 720), 1.0), ((1920, 1080), 2.0)])
+def test_the_nll_table_shows_every_column_whole(make_window, recorded_orderings, size, scale):
+    """Cut off at 100% (the NLL columns out of sight) and elided at 250%."""
+    window = make_window("made-binarized-mnist-top-bottom-to-middle", scale=scale)
+    window.resize(*size)
+    view = orderings_view(window)
+    from event_loop import pump
+
+    pump(50)
+    table = view.table
+    assert table.rowCount() == 3
+    assert "made-top-bottom-to-middle" in {table.item(i, 1).text() for i in range(3)}  # the data is in the note
+    assert _cut_columns(table) == []
+    assert table.horizontalScrollBar().maximum() == 0, "part of the table is out of sight"
+
+
+def test_the_nll_table_is_never_elided_after_the_scale_changes(make_window, recorded_orderings):
+    window = make_window("made-binarized-mnist-top-bottom-to-middle", scale=1.0)
+    view = orderings_view(window)
+    window.context.set_scale(2.5)
+    from event_loop import pump
+
+    pump(50)
+    assert _cut_columns(view.table) == []
+
+
+def test_the_default_spiral_is_not_a_black_square(make_window, ordering_checkpoints):
+    """The screenshot's spiral selected a pixel near its start, which dimmed nearly every cell to a quarter."""
+    view = orderings_view(make_window("tiny-made"))
+    view.default_action()
+    assert view.editor.ordering.name.startswith("spiral") and view.selected is not None
+    assert view.grid.image.mean() > 60  # of 255; it was 28

@@ -155,10 +155,10 @@ def test_the_comparison_fills_in_as_it_goes_and_greys_checkpoints_of_other_data(
     assert order[0] == "tiny-gated" or view.table.rows[0].nll_nats <= view.table.rows[1].nll_nats
     assert order[-1] == "tiny-threshold"
     assert "1 trained on other data" in view.table.caption.text()
-    last = view.table.table.item(2, 3)
+    last = view.table.table.item(2, 1)
     assert last.foreground().color().alphaF() < 1.0 and "does not compare" in last.toolTip()
-    assert view.table.table.item(0, 3).foreground().color().alphaF() == 1.0 or \
-        view.table.table.item(0, 3).foreground().style() == Qt.BrushStyle.NoBrush
+    assert view.table.table.item(0, 1).foreground().color().alphaF() == 1.0 or \
+        view.table.table.item(0, 1).foreground().style() == Qt.BrushStyle.NoBrush
 
 
 def test_a_comparison_asked_for_while_the_scorer_is_busy_runs_once_it_is_free(
@@ -267,3 +267,46 @@ def test_a_sample_fills_the_canvas_and_test_data_gives_a_percentile(make_window,
     reference = view._references["tiny-gated"]
     assert len(reference) == 64 and result.percentile == pytest.approx(100 * np.mean(reference < result.nll_nats))
     assert "test images of Binarized MNIST" in view.rank.text()
+
+
+def test_the_drawing_is_kept_across_models_converted_as_each_needs(make_window, tiny_checkpoints, checkpoint_dir,
+                                                                   wait_for):
+    """Switching to PixelCNN++ (256 grey levels) erased the drawing, and coming back to a binary model did not
+    bring it back."""
+    from checkpoint_factory import save_tiny
+
+    save_tiny(checkpoint_dir, "tiny-grey", "pixelcnn++", num_values=256, meta={"dataset": "mnist"})
+    window = make_window("tiny-gated")
+    view = score_view(window)
+    view.canvas.stroke([(8, 8), (9, 9), (10, 10), (11, 11)], finished=True)
+    drawn = view.canvas.values.copy()
+    assert drawn.any() and view.source == "your drawing"
+    window.context.load("tiny-grey")
+    assert view.canvas.num_values == 256
+    np.testing.assert_array_equal(view.canvas.values, drawn * 255)  # the same strokes at full brightness
+    assert view.source == "your drawing" and "converted for this model" in view.notes.text()
+    wait_for(lambda: view.result is not None and view.result.checkpoint == "tiny-grey")
+    window.context.load("tiny-pixelcnn")
+    np.testing.assert_array_equal(view.canvas.values, drawn)  # exactly the binary drawing again
+
+    window.context.load("tiny-grey")
+    view.canvas.brush_size = 3
+    view.canvas.stroke([(20, 5)], finished=True)  # a soft grey stroke
+    grey = view.canvas.values.copy()
+    assert 0 < int(grey[0, 20, 3]) < 255  # its soft edge
+    window.context.load("tiny-gated")
+    np.testing.assert_array_equal(view.canvas.values, (grey > 127).astype(np.uint8))  # binarized at 0.5
+    window.context.load("tiny-grey")
+    np.testing.assert_array_equal(view.canvas.values, grey)  # the grey levels come back
+
+
+def test_clearing_the_canvas_is_kept_across_models(make_window, tiny_checkpoints, checkpoint_dir):
+    from checkpoint_factory import save_tiny
+
+    save_tiny(checkpoint_dir, "tiny-grey", "pixelcnn++", num_values=256, meta={"dataset": "mnist"})
+    window = make_window("tiny-gated")
+    view = score_view(window)
+    view.canvas.stroke([(8, 8)], finished=True)
+    view._clear()
+    window.context.load("tiny-grey")
+    assert not view.canvas.values.any() and view.source == "a blank canvas"

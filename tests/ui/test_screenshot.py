@@ -34,3 +34,24 @@ def test_an_unknown_view_is_a_clear_error(qapp, tiny_checkpoints, tmp_path, caps
     code = main(["--screenshot", str(tmp_path / "x.png"), "--view", "nope", "--after", "0"])
     assert code == 2 and "no view named 'nope'" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_the_size_option_gives_a_png_of_exactly_that_size(qapp, tiny_checkpoints, tmp_path, capsys):
+    """A PNG of exactly the size asked for shows that the view fits: the window did not need to grow."""
+    from app.cli.main import main
+
+    target = tmp_path / "score.png"
+    code = main(["--screenshot", str(target), "--view", "score", "--after", "0.3", "--checkpoint", "tiny-gated",
+                 "--device", "cpu", "--size", "1280x720"])
+    assert code == 0 and Image.open(target).size == (1280, 720)
+    assert "needed a" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", ["1280", "1280x", "axb", "10x10", "1280*720"])
+def test_a_bad_size_is_one_line_and_opens_no_window(qapp, tiny_checkpoints, tmp_path, capsys, text):
+    from app.cli.main import main
+
+    code = main(["--screenshot", str(tmp_path / "x.png"), "--view", "sample", "--after", "0", "--size", text])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("error: --size") and "\n" not in err
+    assert not (tmp_path / "x.png").exists()

@@ -181,3 +181,17 @@ def test_an_error_in_the_event_loop_becomes_a_notice(make_window, tiny_checkpoin
     notice = window.context.notices[-1]
     assert "ZeroDivisionError: a bug in a slot" in notice.message and "Traceback" in notice.details
     assert window.isVisible()
+
+
+def test_a_checkpoint_rewritten_on_disk_is_read_again(make_window, tiny_checkpoints, checkpoint_dir):
+    """``train --resume`` or ``eval`` rewrites a checkpoint the app has open: opened again, the app shows what the
+    files hold now, not what it read before."""
+    from checkpoint_factory import save_tiny
+
+    window = make_window("tiny-pixelcnn")
+    context = window.context
+    assert context.load("tiny-gated") and "test_nll_nats" not in context.loaded.info.meta
+    save_tiny(checkpoint_dir, "tiny-gated", "gated-pixelcnn", quantiles=[321.0] * 101)
+    assert context.load("tiny-pixelcnn") and context.load("tiny-gated")
+    assert context.loaded.info.meta["test_nll_nats"] == pytest.approx(321.0)
+    assert "321.00" in window.card.nll.text()

@@ -130,3 +130,21 @@ def test_closing_mid_run_leaves_no_thread(make_window, checkpoint_dir, wait_for)
     view.play_pause()
     wait_for(lambda: view.frame is not None)
     window.close()
+
+
+def test_switching_checkpoints_in_the_tab_replaces_the_stage_panels(make_window, checkpoint_dir, tiny_checkpoints,
+                                                                   wait_for):
+    """The old panels stayed on screen and the new ones were drawn over them."""
+    from event_loop import pump
+
+    from app.ui.views.qt_stages_view import QtStagePanel
+
+    _save(checkpoint_dir, "ms", "multiscale-pixelcnn", (1, 28, 28), hparams=FAST_MULTISCALE, tiny=False)
+    window = make_window("ms")
+    view = stages_view(window)
+    assert len(view.panels) == 3
+    for name, count in (("tiny-gated", 1), ("ms", 3), ("tiny-pixelcnn", 1)):
+        window.toolbar.checkpoint_chosen.emit(name)  # as the picker does
+        pump(20)
+        shown = [panel for panel in view.findChildren(QtStagePanel) if panel.isVisible()]
+        assert len(view.panels) == count and shown == view.panels, [p.stage.name for p in shown]

@@ -24,6 +24,13 @@ def train_view(window, dataset="synthetic-digits"):
 
 
 def test_a_run_draws_its_curves_and_its_checkpoint_opens(make_window, tiny_checkpoints, checkpoint_dir, wait_for):
+    """The run's checkpoint gets a name of its own, beside a shipped one of the same model and data (it was
+    saved under the shipped one's name, so the list showed the shipped one and never the new one); opened, the
+    toolbar and the model card both describe it."""
+    from checkpoint_factory import save_tiny
+
+    shipped = save_tiny(checkpoint_dir.parent / "shipped", "pixelcnn-synthetic-digits", "pixelcnn",
+                        quantiles=[123.4] * 101, meta={"dataset": "synthetic-digits"})
     window = make_window("tiny-pixelcnn")
     view = train_view(window)
     assert view.train_button.isEnabled(), view.state.text()
@@ -43,9 +50,14 @@ def test_a_run_draws_its_curves_and_its_checkpoint_opens(make_window, tiny_check
     picker = window.toolbar.checkpoints
     assert picker.findData(out.stem) >= 0  # listed in the picker at once, with no reload
     assert view.open_button.isEnabled()
+    assert out.stem != shipped.name and shipped.name in {info.name for info in window.context.checkpoints()}
     view.open_result()
     wait_for(lambda: window.context.loaded is not None and window.context.loaded.name == out.stem)
-    assert window.context.loaded.info.meta["test_nll_nats"] > 0
+    nats = window.context.loaded.info.meta["test_nll_nats"]
+    assert nats > 0 and nats != pytest.approx(123.4)
+    assert picker.currentText().startswith(out.stem) and f"{nats:.1f} nats" in picker.currentText()
+    assert f"{nats:.2f}" in picker.itemData(picker.currentIndex(), 3)  # the tooltip: this checkpoint's NLL
+    assert out.stem in window.card.title.text() and f"{nats:.2f}" in window.card.nll.text()
 
 
 def test_stop_ends_a_run_and_the_window_closes_clean(make_window, tiny_checkpoints, checkpoint_dir, wait_for):

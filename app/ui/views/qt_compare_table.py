@@ -20,10 +20,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.ui import theme
 from app.ui.formatting import rank_text
 from app.ui.score_jobs import ComparisonRow
 
-COLUMNS = ("Checkpoint", "Model", "Trained on", "NLL (nats per image)", "bits/dim", "Rank among its test images")
+# The figures next to the name, so that a narrow table (it scrolls sideways) still shows them.
+TABLE_MIN_HEIGHT = 80  # at 100%: the header and two rows
+COLUMNS = ("Checkpoint", "NLL (nats per image)", "bits/dim", "Rank among its test images", "Trained on", "Model")
 
 
 class QtCompareTable(QWidget):
@@ -37,27 +40,34 @@ class QtCompareTable(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         header = QHBoxLayout()
         self.caption = QLabel("<b>Every checkpoint of this size</b> on the same image")
+        self.caption.setWordWrap(True)  # its counts grow long; it must never widen the window
         self.button = QPushButton("Compare now")
         self.button.setToolTip("Score the image under every checkpoint with the same shape and values")
         self.button.clicked.connect(self.compare_requested.emit)
         self.auto = QCheckBox("after every stroke")
         self.auto.setChecked(True)
-        header.addWidget(self.caption)
-        header.addStretch(1)
+        header.addWidget(self.caption, 1)
         header.addWidget(self.auto)
         header.addWidget(self.button)
         layout.addLayout(header)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.verticalHeader().hide()
+        self.table.setWordWrap(False)  # one line a checkpoint; the table scrolls sideways instead
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         head = self.table.horizontalHeader()
-        head.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        head.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        head.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)  # never elided: it scrolls sideways
+        head.setStretchLastSection(True)
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         layout.addWidget(self.table)
+        self.set_scale(theme.current_scale())
         self.rows: list[ComparisonRow] = []
         self.last_values: np.ndarray | None = None
+
+    def set_scale(self, scale: float) -> None:
+        """Room for the header and two rows at any scale."""
+        self.table.setMinimumHeight(theme.scaled(TABLE_MIN_HEIGHT, scale))
 
     def show_rows(self, rows: list[ComparisonRow], current: str | None, values: np.ndarray | None = None,
                   total: int | None = None) -> None:
@@ -74,7 +84,7 @@ class QtCompareTable(QWidget):
             rank = rank_text(row.percentile)
             nll = f"{row.nll_nats:.2f}" if math.isfinite(row.nll_nats) else row.note
             bpd = f"{row.bits_per_dim:.4f}" if math.isfinite(row.bits_per_dim) else ""
-            cells = (row.name, row.model, row.data.split(";")[0], nll, bpd, rank)
+            cells = (row.name, nll, bpd, rank, row.data.split(";")[0], row.model)
             other = own is not None and row.data != own
             tip = row.data + (f"\n{row.note}" if row.note else "")
             if other:
@@ -82,7 +92,7 @@ class QtCompareTable(QWidget):
             for j, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setToolTip(tip)
-                if j in (3, 4):
+                if j in (1, 2):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 if other:
                     item.setForeground(dim)

@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QGridLayout,
-    QHBoxLayout,
     QLabel,
     QPushButton,
     QSpinBox,
@@ -42,6 +41,7 @@ from app.ui import theme
 from app.ui.context import AppContext, SentImage
 from app.ui.example_images import example_images
 from app.ui.qt_canvas import QtDrawingCanvas
+from app.ui.qt_flow_layout import QtFlowLayout
 from app.ui.qt_pixel_view import QtPixelView
 from app.ui.rendering import grid_layout, tile_rgb
 from app.ui.views.qt_score_tools import QtScoreTools
@@ -103,7 +103,7 @@ class QtCompletionView(QWidget):
         self.canvas = QtDrawingCanvas()
         self.mask = QtMaskCanvas()
         self.mask.brush_size = 3
-        self.results = QtPixelView(min_size=240)
+        self.results = QtPixelView(min_size=150)
         self.canvas.setAccessibleName("image to complete")
         self.mask.setAccessibleName("known pixels")
         self.results.setAccessibleName("completions")
@@ -113,9 +113,12 @@ class QtCompletionView(QWidget):
             label.setWordWrap(True)
         grid = QGridLayout(self)
         grid.addWidget(self.tools, 0, 0, 1, 3)
-        grid.addWidget(QLabel("Your image (draw, load or pick one)"), 1, 0)
-        grid.addWidget(QLabel("Known region: paint it; the blue part is left to the model"), 1, 1)
-        grid.addWidget(QLabel("Completions (the known pixels are kept exactly)"), 1, 2)
+        for column, text in enumerate(("Your image (draw, load or pick one)",
+                                       "Known region: paint it; the blue part is left to the model",
+                                       "Completions (the known pixels are kept exactly)")):
+            caption = QLabel(text)
+            caption.setWordWrap(True)
+            grid.addWidget(caption, 1, column)
         grid.addWidget(self.canvas, 2, 0)
         grid.addWidget(self.mask, 2, 1)
         grid.addWidget(self.results, 2, 2)
@@ -133,7 +136,7 @@ class QtCompletionView(QWidget):
         box = QWidget()
         layout = QVBoxLayout(box)
         layout.setContentsMargins(0, 0, 0, 0)
-        brush = QHBoxLayout()
+        brush = QtFlowLayout()
         self.mark = QPushButton("Mark known")
         self.unmark = QPushButton("Mark unknown")
         group = QButtonGroup(box)
@@ -146,7 +149,7 @@ class QtCompletionView(QWidget):
         invert = QPushButton("Invert")
         invert.clicked.connect(self.mask.invert)
         brush.addWidget(invert)
-        presets = QHBoxLayout()
+        presets = QtFlowLayout()
         self.preset_buttons: dict[str, QPushButton] = {}
         for name in MASK_PRESETS:
             button = QPushButton(name.replace("-", " "))
@@ -159,8 +162,7 @@ class QtCompletionView(QWidget):
 
     def _build_run_tools(self) -> QWidget:
         box = QWidget()
-        layout = QHBoxLayout(box)
-        layout.setContentsMargins(0, 0, 0, 0)
+        layout = QtFlowLayout(box)
         self.count = QSpinBox()
         self.count.setRange(1, 16)
         self.count.setValue(8)

@@ -67,7 +67,7 @@ class QtImageSlot(QWidget):
         self.title = title
         self.source = "nothing yet"
         self.canvas = QtDrawingCanvas()
-        self.canvas.setMinimumSize(160, 160)
+        self.canvas.set_base_min_size(90)  # two of them stack, so each may be small
         self.canvas.setAccessibleName(f"image {title}")
         self.caption = QLabel(f"{title}: draw, or pick one")
         self.caption.setWordWrap(True)
@@ -126,7 +126,7 @@ class QtFisherView(QWidget):
     def _build(self) -> None:
         self.slot_a = QtImageSlot("A")
         self.slot_b = QtImageSlot("B")
-        self.strips = QtPixelView(min_size=200)
+        self.strips = QtPixelView(min_size=150)
         self.strips.setAccessibleName("interpolation strips")
         self.steps = QSpinBox()
         self.steps.setRange(2, 16)

@@ -4,9 +4,10 @@ grid that turns mouse strokes into painted cells."""
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QPushButton, QSizePolicy, QWidget
 
 from app.ui.qt_canvas import QtCanvasItem
+from app.ui.qt_flow_layout import QtFlowLayout
 from app.ui.qt_pixel_view import QtPixelView
 
 
@@ -16,7 +17,7 @@ class QtOrderingGrid(QtPixelView):
     stroked = Signal(list, bool)
 
     def __init__(self, parent=None) -> None:
-        super().__init__(parent, item_class=QtCanvasItem, min_size=280)
+        super().__init__(parent, item_class=QtCanvasItem, min_size=180)
 
     def stroke(self, pixels: list[tuple[int, int]], finished: bool) -> None:
         """Called by the canvas item for every mouse move of a drag, and once when it ends."""
@@ -24,7 +25,7 @@ class QtOrderingGrid(QtPixelView):
 
 
 class QtOrderingTools(QWidget):
-    """One row of controls; every action is a signal the view handles."""
+    """A row of controls (wrapping onto more rows where it is narrow); every action is a signal the view handles."""
 
     preset_chosen = Signal(str)
     paint_toggled = Signal(bool)
@@ -38,8 +39,10 @@ class QtOrderingTools(QWidget):
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        layout = QtFlowLayout(self)
+        policy = QSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+        policy.setHeightForWidth(True)
+        self.setSizePolicy(policy)
         self.presets = QComboBox()
         self.presets.setToolTip("The lecture's orderings, and a few more")
         self.presets.activated.connect(lambda _: self.preset_chosen.emit(self.presets.currentText()))
@@ -69,7 +72,6 @@ class QtOrderingTools(QWidget):
             button.clicked.connect(slot)
             layout.addWidget(button)
             self.buttons[name] = button
-        layout.addStretch(1)
 
     def set_presets(self, names: list[str]) -> None:
         self.presets.clear()

@@ -13,17 +13,19 @@ import math
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QGroupBox,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QProgressBar,
     QPushButton,
     QSpinBox,
+    QSplitter,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -39,10 +41,12 @@ from app.ui import theme
 from app.ui.context import AppContext
 from app.ui.example_images import example_images
 from app.ui.formatting import format_nll, loaded_data_description
+from app.ui.hints import sample_with_ordering_command, train_command
 from app.ui.ordering_editor import OrderingEditor, describe_cell, ordering_rgb
 from app.ui.ordering_jobs import (
+    MeasureProgress,
     OrderingRow,
-    nll_by_ordering,
+    measure_orderings,
     nll_under,
     recorded_rows,
     train_with_ordering,
@@ -58,6 +62,16 @@ NUM_SAMPLES = 4
 SCORE_IMAGES = 64  # test images scored under each edit
 TABLE_IMAGES = 256  # test images per ordering in the table
 REPAINT_MS = 40
+TABLE_COLUMNS = ("ordering", "checkpoint", "nats/image", "bits/dim", "images")
+GRID_SHARE = 0.4  # of the width, for the grid and its tools when the view first shows (the divider moves)
+
+
+def short_checkpoint_name(name: str, dataset: str | None) -> str:
+    """A checkpoint's name without its dataset (every row of the table is on the same data, which the note
+    names): ``attention-binarized-mnist-random`` is ``attention-random``."""
+    if dataset and f"-{dataset}" in name:
+        return name.replace(f"-{dataset}", "", 1) or name
+    return name
 
 
 class QtOrderingView(QWidget):
@@ -72,6 +86,9 @@ class QtOrderingView(QWidget):
         self.jobs = JobWorker()
         self.trainer_worker = JobWorker()
         self.training = ProgressTask(self.trainer_worker, "train")
+        self.measurer = JobWorker()  # its own thread: a table that takes minutes never holds up the live score
+        self.measuring = ProgressTask(self.measurer, "table")
+        self._measured_source = ""
         self._training = False
         self.measured: list[OrderingRow] = []
         self.score_text = ""
@@ -94,21 +111,33 @@ class QtOrderingView(QWidget):
         self.validation = QLabel()
         for label in (self.cell_label, self.validation):
             label.setWordWrap(True)
-        left = QVBoxLayout()
-        left.addWidget(self.tools)
-        left.addWidget(self.grid, 1)
-        left.addWidget(self.cell_label)
-        left.addWidget(self.validation)
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(self.tools)
+        left_layout.addWidget(self.grid, 1)
+        left_layout.addWidget(self.cell_label)
+        left_layout.addWidget(self.validation)
         self.capability = QLabel()
         self.capability.setWordWrap(True)
-        right = QVBoxLayout()
-        right.addWidget(self.capability)
-        right.addWidget(self._build_live())
-        right.addWidget(self._build_training())
-        right.addWidget(self._build_table(), 1)
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addWidget(self.capability)
+        right_layout.addWidget(self._build_live(), 1)
+        right_layout.addWidget(self._build_training())
+        right_layout.addWidget(self._build_table(), 2)
+        # The grid is square and its height is what the screen has, so the table gets the rest of the width;
+        # the divider moves either way.
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(right)
+        self.splitter.setStretchFactor(0, 2)
+        self.splitter.setStretchFactor(1, 3)
+        self.splitter.setChildrenCollapsible(False)
+        self._split_done = False
         layout = QHBoxLayout(self)
-        layout.addLayout(left, 3)
-        layout.addLayout(right, 2)
+        layout.addWidget(self.splitter)
         undo = QAction("Undo", self)
         undo.setShortcut(QKeySequence.StandardKey.Undo)
         undo.triggered.connect(self.undo)
@@ -159,18 +188,33 @@ class QtOrderingView(QWidget):
 
     def _build_table(self) -> QWidget:
         box = QGroupBox("Test NLL by ordering")
-        self.table = QTableWidget(0, 5)
-        self.table.setHorizontalHeaderLabels(["ordering", "model", "nats per image", "bits/dim", "images"])
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table = QTableWidget(0, len(TABLE_COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(TABLE_COLUMNS))
+        self.table.verticalHeader().hide()
+        # Every column as wide as its longest text, whatever the scale: nothing is elided; a table wider than
+        # its place scrolls sideways.
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.setWordWrap(False)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table_note = QLabel()
         self.table_note.setWordWrap(True)
         self.measure_button = QPushButton("Measure the presets with this model")
         self.measure_button.clicked.connect(self.measure_presets)
+        self.measure_stop = QPushButton("Stop")
+        self.measure_stop.setToolTip("Stop measuring; the orderings measured so far keep their rows")
+        self.measure_stop.clicked.connect(self.measuring.cancel)
+        self.measure_progress = QProgressBar()
+        self.measure_progress.setFormat("%v of %m batches")
+        measure_row = QHBoxLayout()
+        measure_row.addWidget(self.measure_button, 1)
+        measure_row.addWidget(self.measure_stop)
         layout = QVBoxLayout(box)
         layout.addWidget(self.table, 1)
-        layout.addWidget(self.measure_button)
+        layout.addLayout(measure_row)
+        layout.addWidget(self.measure_progress)
         layout.addWidget(self.table_note)
+        self._show_measuring(False)
         return box
 
     def _connect(self) -> None:
@@ -190,9 +234,15 @@ class QtOrderingView(QWidget):
         self.jobs.failed.connect(self._on_failed)
         self.trainer_worker.done.connect(self._on_training_done)
         self.trainer_worker.failed.connect(self._on_failed)
+        self.measurer.done.connect(self._on_measured)
+        self.measurer.failed.connect(self._on_failed)
 
     def set_scale(self, scale: float) -> None:
         self.score_label.setStyleSheet(theme.heading_css(scale, 1.1))
+        self.grid.set_scale(scale)
+        self.samples.set_scale(scale)
+        self.table.horizontalHeader().resizeSections(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.verticalHeader().resizeSections(QHeaderView.ResizeMode.ResizeToContents)
 
     # -- the model -----------------------------------------------------------------------------------------
     @property
@@ -206,6 +256,7 @@ class QtOrderingView(QWidget):
     def _on_model_changed(self, loaded: LoadedModel | None) -> None:
         self._stop_sampler()
         self.measured = []
+        self._show_measuring(False)
         self.setEnabled(loaded is not None)
         if loaded is None:
             self.capability.setText("Open a checkpoint to edit orderings for it.")
@@ -222,6 +273,7 @@ class QtOrderingView(QWidget):
         self.live_box.setVisible(model.capability == "any")
         self.train_box.setVisible(model.capability == "build")
         self.measure_button.setVisible(model.capability == "any")
+        self.measure_stop.setVisible(model.capability == "any")
         self._refresh_table()
         self._changed()
 
@@ -303,6 +355,14 @@ class QtOrderingView(QWidget):
     def _render(self) -> None:
         self.grid.set_rgb(ordering_rgb(self.editor, self.selected))
 
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        if not self._split_done and self.splitter.width() > 0:
+            # A splitter starts from its children's size hints, which would give the grid most of the width.
+            self._split_done = True
+            width = self.splitter.width()
+            self.splitter.setSizes([int(width * GRID_SHARE), width - int(width * GRID_SHARE)])
+
     def _on_hover(self, row: int, col: int) -> None:
         if row >= 0:
             self.cell_label.setText(describe_cell(self.editor, (row, col)))
@@ -315,8 +375,35 @@ class QtOrderingView(QWidget):
                                     f"{self.editor.validation().message}</span>")
             return False
         ordering.with_name(Path(path).stem).save(path)
-        self.validation.setText(f"saved to {path}: use it with ar-explorer sample --ordering {path}")
+        self.validation.setText(f"saved to {path}: {self.usage_hint(path)}")
         return True
+
+    def usage_hint(self, path: str | Path) -> str:
+        """How to use a saved ordering from the command line, as a command that runs as shown: sampling with
+        a model that takes any ordering (this one, or one at hand of the same size), or training a model
+        built for one."""
+        loaded = self.loaded
+        if loaded is None:
+            return "open a model that takes any ordering to sample under it"
+        model = loaded.model
+        if model.capability == "any":
+            return f"sample under it with {sample_with_ordering_command(loaded.name, path)}"
+        if model.capability == "build" and loaded.dataset is not None:
+            return (f"train a {model.spec.title} with it: "
+                    f"{train_command(model.spec.name, loaded.dataset.name, path)}")
+        other = self._any_order_checkpoint(tuple(model.shape))
+        if other is None:
+            return "open a model that takes any ordering to sample under it"
+        return f"sample under it with {sample_with_ordering_command(other, path)}"
+
+    def _any_order_checkpoint(self, shape: tuple[int, ...]) -> str | None:
+        models = self.context.session.registry.models
+        for info in self.context.checkpoints():
+            spec = models.get(info.model)
+            config = info.meta.get("config") or {}
+            if spec is not None and spec.orderings == "any" and tuple(config.get("shape", ())) == shape:
+                return info.name
+        return None
 
     def load_from(self, path: str | Path) -> bool:
         try:
@@ -359,10 +446,12 @@ class QtOrderingView(QWidget):
             layout = grid_layout(step.image.shape[0], *self.loaded.model.shape[1:])
             self.samples.set_rgb(tile_rgb(step.image, self.loaded.model.num_values, layout, frame.drawn,
                                           self.editor.rank()))
-            if step.done and not self.training.running:
+            if step.done and not self.training.running and not self.measuring.running:
                 self.timer.stop()
         if self.training.running:
             self._show_training(self.training.latest)
+        if self.measuring.running:
+            self._show_measured(self.measuring.latest)
 
     def _score(self, ordering: Ordering) -> None:
         loaded = self.loaded
@@ -383,8 +472,9 @@ class QtOrderingView(QWidget):
 
     # -- the table -----------------------------------------------------------------------------------------
     def measure_presets(self) -> None:
+        """Score the same test images under every preset (and the edited ordering), with progress and Stop."""
         loaded = self.loaded
-        if loaded is None or not self.takes_any:
+        if loaded is None or not self.takes_any or self.measuring.running:
             return
         h, w = self.editor.height, self.editor.width
         registry = self.context.session.registry
@@ -393,28 +483,65 @@ class QtOrderingView(QWidget):
         if edited is not None:
             orderings[f"edited ({edited.name})"] = edited
         examples = example_images(self.context.session, loaded, TABLE_IMAGES, seed=1)
+        self._measured_source = examples.source
+        self.measured = []
+        self.measure_progress.setRange(0, 1)
+        self.measure_progress.setValue(0)
         self.table_note.setText(f"measuring {len(orderings)} orderings on {TABLE_IMAGES} images of "
                                 f"{examples.source}…")
-        self.jobs.submit(lambda: (nll_by_ordering(loaded, examples.images, orderings), examples.source), "table")
+        images = examples.images
+        self.measuring.start(lambda stop: measure_orderings(loaded, images, orderings, stop))
+        self._show_measuring(True)
+        self.timer.start()
+
+    def _show_measuring(self, running: bool) -> None:
+        self.measure_button.setEnabled(not running)
+        self.measure_stop.setEnabled(running)
+        self.measure_progress.setVisible(running)
+
+    def _show_measured(self, progress: MeasureProgress | None) -> None:
+        """The progress bar, and the rows of the orderings finished so far."""
+        if progress is None:
+            return
+        self.measure_progress.setRange(0, progress.total)
+        self.measure_progress.setValue(progress.done)
+        if len(progress.rows) != len(self.measured):
+            self.measured = progress.rows
+            self._refresh_table()
+        self.table_note.setText(f"measuring {progress.current}: {len(progress.rows)} ordering(s) done, on "
+                                f"{TABLE_IMAGES} images of {self._measured_source}…")
+
+    def _on_measured(self, result: JobResult) -> None:
+        self._show_measuring(False)
+        progress = result.value
+        if self.loaded is None:
+            return
+        if progress is not None:
+            self.measured = progress.rows
+        self._refresh_table()
+        stopped = self.measuring.cancelled or progress is None or progress.done < progress.total
+        done = f"{len(self.measured)} ordering(s)" + (" (stopped)" if stopped else "")
+        self.table_note.setText(self.table_note.text() + f" Measured now: {done}, on {TABLE_IMAGES} images of "
+                                f"{self._measured_source}.")
 
     def _refresh_table(self) -> None:
         loaded = self.loaded
         if loaded is None:
             return
-        rows = recorded_rows(self.context.checkpoints(), loaded.info.meta.get("dataset"), tuple(loaded.model.shape))
+        dataset = loaded.info.meta.get("dataset")
+        rows = recorded_rows(self.context.checkpoints(), dataset, tuple(loaded.model.shape))
         rows = [*self.measured, *rows]
         self.table.setRowCount(len(rows))
         for i, row in enumerate(rows):
             count = str(row.num_images) if row.num_images else "test split"
-            cells = [row.ordering, row.model, f"{row.nll_nats:.2f}", f"{row.bits_per_dim:.4f}", count]  # model beside its ordering: the table is narrow
+            cells = [row.ordering, short_checkpoint_name(row.model, dataset), f"{row.nll_nats:.2f}",
+                     f"{row.bits_per_dim:.4f}", count]
             for j, text in enumerate(cells):
                 item = QTableWidgetItem(text)
-                item.setToolTip(row.source)
+                item.setToolTip(f"{row.model}: {row.source}")
+                if j in (2, 3):
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(i, j, item)
-        self.table.resizeColumnsToContents()
-        metrics = self.table.fontMetrics()  # long names elide on one line (the tooltip has the source), so the NLL shows
-        for column, widest in ((0, "even-then-odd"), (1, "attention-binarized")):
-            self.table.setColumnWidth(column, min(self.table.columnWidth(column), metrics.horizontalAdvance(widest)))
         self.table_note.setText(f"Negative log-likelihood on {loaded_data_description(loaded)}: recorded test NLL of "
                                 "each checkpoint, and measured now for an any-order model.")
 
@@ -427,7 +554,7 @@ class QtOrderingView(QWidget):
 
         folder = user_checkpoint_dir()
         folder.mkdir(parents=True, exist_ok=True)
-        out = training_output(loaded, ordering, folder)
+        out = training_output(loaded, ordering, folder, [info.name for info in self.context.checkpoints()])
         session, minutes, epochs = self.context.session, float(self.minutes.value()), self.epochs.value()
         self.train_label.setText(f"training {loaded.model.spec.title} with {ordering.name} for up to "
                                  f"{minutes:g} min -> {out.name}")
@@ -466,13 +593,11 @@ class QtOrderingView(QWidget):
             return
         if result.tag == "score":
             self._show_score(result.value)
-        elif result.tag == "table":
-            self.measured, source = result.value
-            self._refresh_table()
-            self.table_note.setText(self.table_note.text() + f" Measured now: {TABLE_IMAGES} images of {source}.")
 
     def _on_failed(self, tag: str, message: str, details: str) -> None:
         self.context.notify(f"{tag}: {message}", "error", details, source="orderings")
+        if tag == "table":
+            self._show_measuring(False)
         if tag == "train":
             self._training = False
             self.train_button.setEnabled(self.editor.usable() is not None)
@@ -512,21 +637,29 @@ class QtOrderingView(QWidget):
             self.sampler = None
 
     def default_action(self) -> None:
-        """What ``--screenshot --view orderings`` shows: the spiral, with samples where the model allows."""
+        """What ``--screenshot --view orderings`` shows: the spiral, with samples where the model allows, and
+        what the pixel halfway along it may see (a pixel near the centre would see almost nothing: the picture
+        would be nearly all dimmed)."""
         self.apply_preset("spiral")
-        self.select((self.editor.height // 2, self.editor.width // 2 + 2))
+        rank = self.editor.rank()
+        row, col = np.argwhere(rank == rank.size // 2)[0]
+        self.select((int(row), int(col)))
 
     def _quiesce(self) -> None:
         self._stop_sampler()
         self.training.cancel()
+        self.measuring.cancel()
         self.jobs.drain()
+        self.measurer.drain()
         self.trainer_worker.drain(timeout_s=30.0)
 
     def shutdown(self) -> None:
         self.timer.stop()
         self._stop_sampler()
         self.training.cancel()
+        self.measuring.cancel()
         self.jobs.stop_and_wait()
+        self.measurer.stop_and_wait()
         self.trainer_worker.stop_and_wait(30000)
 
 

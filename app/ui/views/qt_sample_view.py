@@ -59,7 +59,7 @@ class QtSampleView(PlaybackMixin, QWidget):
 
     # -- building ------------------------------------------------------------------------------------------
     def _build(self) -> None:
-        self.grid = QtPixelView(min_size=240)
+        self.grid = QtPixelView(min_size=180)
         self.grid.setAccessibleName("sample grid")
         self.grid.pixel_clicked.connect(self._on_grid_click)
         self.plot = QtDistributionPlot()

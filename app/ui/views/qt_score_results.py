@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
@@ -19,6 +19,15 @@ from app.ui.qt_distribution_plot import QtDistributionPlot
 from app.ui.score_jobs import ImageScore
 
 THUMBNAIL = 120
+PLOT_MIN_HEIGHT = 150  # at 100%
+
+
+class QtPixelChart(QtDistributionPlot):
+    """The pixel's conditional, asking for no more height than its minimum: the results scroll only when the
+    labels and the chart's least height do not fit, and the chart takes whatever height is left."""
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        return QSize(super().sizeHint().width(), self.minimumHeight())
 
 
 class QtScoreResults(QWidget):
@@ -31,12 +40,11 @@ class QtScoreResults(QWidget):
         self.data = QLabel()
         self.rank = QLabel()
         self.pixel_text = QLabel()
-        self.pixel_plot = QtDistributionPlot()
-        self.pixel_plot.setMinimumHeight(160)
+        self.pixel_plot = QtPixelChart()
         self.original = QLabel()
         self.original.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.notes = QLabel()
-        for label in (self.data, self.rank, self.pixel_text, self.notes):
+        for label in (self.nll, self.bpd, self.data, self.rank, self.pixel_text, self.notes):
             label.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -52,6 +60,9 @@ class QtScoreResults(QWidget):
         self.nll.setStyleSheet(theme.heading_css(scale, 2.0))
         self.bpd.setStyleSheet(theme.heading_css(scale, 1.3))
         self.pixel_plot.set_scale(scale)
+        # A chart's title, axis and tick labels grow with the scale: so does the least height that leaves
+        # room for its bars.
+        self.pixel_plot.setMinimumHeight(theme.scaled(PLOT_MIN_HEIGHT, scale))
 
     # -- totals --------------------------------------------------------------------------------------------
     def show_no_model(self) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QButtonGroup, QComboBox, QHBoxLayout, QLabel, QPushButton, QSpinBox, QWidget
+from PySide6.QtWidgets import QButtonGroup, QComboBox, QLabel, QPushButton, QSizePolicy, QSpinBox, QWidget
+
+from app.ui.qt_flow_layout import QtFlowLayout
 
 
 class QtScoreTools(QWidget):
@@ -20,8 +22,10 @@ class QtScoreTools(QWidget):
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        layout = QtFlowLayout(self)  # wraps onto a second row on a narrow screen or at a large scale
+        policy = QSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+        policy.setHeightForWidth(True)
+        self.setSizePolicy(policy)
         self.pen = QPushButton("Pen")
         self.eraser = QPushButton("Eraser")
         group = QButtonGroup(self)
@@ -44,7 +48,6 @@ class QtScoreTools(QWidget):
             ("Invert", self.invert, "Swap ink and background"),
         ):
             layout.addWidget(self._button(text, signal, tip))
-        layout.addSpacing(16)
         self.load_button = self._button("Load image…", self.load_file,
                                         "Any image file (or drop one here): converted to what the model sees")
         self.test_button = self._button("A test image", self.test_image, "A random image of the test split")
@@ -57,7 +60,6 @@ class QtScoreTools(QWidget):
         self.label_caption = QLabel("Class")
         layout.addWidget(self.label_caption)
         layout.addWidget(self.label)
-        layout.addStretch(1)
 
     def _button(self, text: str, signal: Signal, tip: str) -> QPushButton:
         button = QPushButton(text)

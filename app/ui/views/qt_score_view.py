@@ -11,7 +11,17 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QFileDialog, QGridLayout, QLabel, QWidget
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QScrollArea,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.core.errors import ImageError
 from app.core.images import load_image
@@ -20,7 +30,9 @@ from app.core.session import LoadedModel
 from app.core.session_file import SessionImage, SessionState, fit_image
 from app.ui import theme
 from app.ui.context import AppContext, SentImage
+from app.ui.drawing import Drawing
 from app.ui.example_images import Examples, synthetic_images, test_images
+from app.ui.hints import download_command
 from app.ui.qt_canvas import QtDrawingCanvas
 from app.ui.qt_colorbar import QtColorBar
 from app.ui.qt_pixel_view import QtPixelView
@@ -42,6 +54,7 @@ from app.ui.workers import JobResult, JobWorker
 
 THROTTLE_MS = 50  # at most 20 scores a second while drawing
 COMPARE_DELAY_MS = 400
+RESULTS_MIN_WIDTH = 300  # at 100%: the headline NLL on one line
 
 
 def heat_limit(num_values: int, channels: int = 1) -> float:
@@ -58,6 +71,8 @@ class QtScoreView(QWidget):
         self.context = context
         self.result: ImageScore | None = None
         self.source = "a blank canvas"
+        self.drawing = Drawing()  # what the user drew or loaded, kept across models
+        self._converting = False
         self.hover: tuple[int, int] | None = None
         self._dirty = self._hover_dirty = False
         self._compare_when_shown = self._compare_when_scored = False
@@ -79,7 +94,7 @@ class QtScoreView(QWidget):
     def _build(self) -> None:
         self.tools = QtScoreTools()
         self.canvas = QtDrawingCanvas()
-        self.heatmap = QtPixelView(min_size=200)
+        self.heatmap = QtPixelView(min_size=150)
         self.colorbar = QtColorBar(INFERNO, "nats")
         self.canvas.setAccessibleName("your image")
         self.heatmap.setAccessibleName("per-pixel NLL map")
@@ -93,21 +108,39 @@ class QtScoreView(QWidget):
         self.nll, self.bpd, self.data, self.rank = r.nll, r.bpd, r.data, r.rank
         self.pixel_text, self.pixel_plot, self.notes = r.pixel_text, r.pixel_plot, r.notes
         self.table = QtCompareTable()
-        self.table.table.setMinimumHeight(120)
-        grid = QGridLayout(self)
-        grid.addWidget(self.tools, 0, 0, 1, 4)
-        grid.addWidget(self.canvas_caption, 1, 0)
-        grid.addWidget(self.heat_caption, 1, 1, 1, 2)
-        grid.addWidget(self.canvas, 2, 0)
-        grid.addWidget(self.heatmap, 2, 1)
-        grid.addWidget(self.colorbar, 2, 2)
-        grid.addWidget(self.results, 1, 3, 2, 1)
-        grid.addWidget(self.table, 3, 0, 1, 4)
-        grid.setColumnStretch(0, 3)
-        grid.setColumnStretch(1, 3)
-        grid.setColumnStretch(3, 3)
-        grid.setRowStretch(2, 3)
-        grid.setRowStretch(3, 1)
+        images = QWidget()
+        grid = QGridLayout(images)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.addWidget(self.canvas_caption, 0, 0)
+        grid.addWidget(self.heat_caption, 0, 1, 1, 2)
+        grid.addWidget(self.canvas, 1, 0)
+        grid.addWidget(self.heatmap, 1, 1)
+        grid.addWidget(self.colorbar, 1, 2)
+        grid.setColumnStretch(0, 1)
+        grid.setColumnStretch(1, 1)
+        grid.setRowStretch(1, 1)
+        # The results scroll when they are taller than their place (a long data name at 250%), rather than
+        # squeezing the conditional's chart or printing over it.
+        self.results_area = QScrollArea()
+        self.results_area.setWidget(self.results)
+        self.results_area.setWidgetResizable(True)
+        self.results_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.results_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # The images over the comparison (the divider moves), the results beside both at full height: the
+        # headline, the data it is measured on and the pixel's chart stay whole at any scale.
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.addWidget(images)
+        self.splitter.addWidget(self.table)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setChildrenCollapsible(False)
+        self._split_done = False
+        row = QHBoxLayout()
+        row.addWidget(self.splitter, 2)
+        row.addWidget(self.results_area, 1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.tools)
+        layout.addLayout(row, 1)
         self.setAcceptDrops(True)
         self.timer = QTimer(self)
         self.timer.setInterval(THROTTLE_MS)
@@ -128,6 +161,7 @@ class QtScoreView(QWidget):
         t.sample_image.connect(self.load_sample)
         t.label_changed.connect(self._changed)
         self.canvas.changed.connect(self._changed)
+        self.canvas.changed.connect(self._remember_drawing)
         self.canvas.stroked.connect(self._drawn_on)
         self.canvas.stroke_finished.connect(self._stroke_finished)
         self.canvas.pixel_hovered.connect(self._on_hover)
@@ -144,6 +178,8 @@ class QtScoreView(QWidget):
 
     def set_scale(self, scale: float) -> None:
         self.results.set_scale(scale)
+        self.table.set_scale(scale)
+        self.results_area.setMinimumWidth(theme.scaled(RESULTS_MIN_WIDTH, scale))
 
     # -- the model -----------------------------------------------------------------------------------------
     @property
@@ -162,8 +198,7 @@ class QtScoreView(QWidget):
         model = loaded.model
         self.results.show_scoring()
         if (tuple(self.canvas.values.shape), self.canvas.num_values) != (tuple(model.shape), model.num_values):
-            self.canvas.set_format(tuple(model.shape), model.num_values)
-            self.source = "a blank canvas"
+            self._convert_drawing(tuple(model.shape), model.num_values)
         kind = "binary" if model.num_values == 2 else f"{model.num_values} levels"
         c, h, w = model.shape
         self.canvas_caption.setText(f"Your image: exactly what the model sees ({h}×{w}, {kind}). "
@@ -172,9 +207,10 @@ class QtScoreView(QWidget):
         self.tools.set_classes(condition.num_classes if condition is not None and condition.kind == "class" else 0)
         has_test = self._test_split(loaded) is not None
         self.tools.test_button.setEnabled(has_test)
+        dataset = str(loaded.info.meta.get("dataset"))
         self.tools.test_button.setToolTip("A random image of the test split" if has_test else
-                                          f"The test data of {loaded.info.meta.get('dataset')} is not on this "
-                                          f"machine: ar-explorer data download {loaded.info.meta.get('dataset')}")
+                                          f"The test data of {dataset} is not on this machine: "
+                                          f"{download_command(dataset)}")
         self.colorbar.set_range(0.0, heat_limit(model.num_values, model.shape[0]), open_top=True)
         self._prepare_reference(loaded)
         self._changed()
@@ -411,6 +447,30 @@ class QtScoreView(QWidget):
     def _describe_source(self, text: str) -> None:
         self.results.show_source(f"From {text}.")
 
+    def _remember_drawing(self) -> None:
+        """The canvas changed by the user's hand or a new image (not by a conversion): that is the drawing."""
+        if not self._converting:
+            self.drawing.remember(self.canvas.values, self.canvas.num_values)
+
+    def _convert_drawing(self, shape: tuple[int, int, int], num_values: int) -> None:
+        """A model of another format: the canvas takes its format, and the drawing converted to it."""
+        self._converting = True
+        try:
+            self.canvas.set_format(shape, num_values)
+            converted = self.drawing.for_model(shape, num_values)
+            if converted is None or not self.drawing.values.any():
+                self.source = "a blank canvas"
+                return
+            self.canvas.set_values(converted.values)
+        finally:
+            self._converting = False
+        self.hover = None
+        kind = "binary" if num_values == 2 else f"{num_values} levels"
+        steps = converted.describe()
+        steps = "each pixel as bright as it was" if steps == "used as it is" else steps
+        self.results.show_source(f"From {self.source}, converted for this model ({shape[1]}×{shape[2]}, {kind}): "
+                                 f"{steps}.")
+
     def _set_image(self, values: np.ndarray, source: str) -> None:
         self.source = source
         self.hover = None
@@ -442,11 +502,24 @@ class QtScoreView(QWidget):
 
     def showEvent(self, event) -> None:  # noqa: N802
         super().showEvent(event)
+        self._split_once()
         if self._dirty or self._hover_dirty:
             self.timer.start()
         if self._compare_when_shown:
             self._compare_when_shown = False
             self.compare()
+
+    def _split_once(self) -> None:
+        """The first time the view shows, give the images the height their width allows and the comparison the
+        rest (a splitter starts from size hints, which left the table two rows)."""
+        total = self.splitter.height()
+        if self._split_done or total <= 0:
+            return
+        self._split_done = True
+        side = (self.splitter.width() - self.colorbar.sizeHint().width()) // 2  # two square images side by side
+        images = side + self.canvas_caption.sizeHint().height() + theme.scaled(12)
+        images = max(min(images, total - self.table.minimumSizeHint().height()), total // 2)
+        self.splitter.setSizes([images, total - images])
 
     # -- drag and drop -------------------------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:  # noqa: N802

@@ -30,7 +30,7 @@ class QtLowResolutionInput(QWidget):
         self.num_values = 2
         self.source = ""
         self._seed = 0
-        self.view = QtPixelView(min_size=140)
+        self.view = QtPixelView(min_size=100)
         self.view.setAccessibleName("7x7 input")
         self.view.pixel_clicked.connect(self._on_click)
         self.caption = QLabel()

@@ -41,7 +41,7 @@ class QtStagePanel(QWidget):
         super().__init__(parent)
         self.stage = stage
         self.title = QLabel(stage.name)
-        self.pixels = QtPixelView(min_size=150)
+        self.pixels = QtPixelView(min_size=120)
         self.pixels.setAccessibleName(f"stage: {stage.name}")
         self.detail = QLabel(f"{stage.network_calls} network calls: {stage.detail}")
         self.detail.setWordWrap(True)
@@ -196,7 +196,11 @@ class QtStagesView(PlaybackMixin, QWidget):
 
     def _set_stages(self, stages: list[Stage]) -> None:
         for panel in self.panels:
+            # Out of the view now: deleteLater alone leaves the old panel on screen, under the new ones, until
+            # the event loop gets round to deleting it (and never, inside a nested loop).
             self.stage_row.removeWidget(panel)
+            panel.hide()
+            panel.setParent(None)
             panel.deleteLater()
         self.panels = [QtStagePanel(stage) for stage in stages]
         for panel in self.panels:

@@ -167,6 +167,7 @@ class QtToyView(QWidget):
             plot.set_scale(scale)
         self.heading.setStyleSheet(theme.heading_css(scale, 1.1))
         self.controls.setMinimumWidth(int(300 * scale))
+        self.controls.setMaximumWidth(int(420 * scale))  # the plots keep the rest of the width
 
     # -- choosing a demo -----------------------------------------------------------------------------------
     @property

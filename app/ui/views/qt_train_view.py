@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 from app.core.errors import ARExplorerError
 from app.ui import theme
 from app.ui.context import AppContext
+from app.ui.hints import download_command
 from app.ui.progress_task import ProgressTask
 from app.ui.train_jobs import (
     VALID_IMAGES,
@@ -295,7 +296,7 @@ class QtTrainView(QWidget):
         if not dataset:
             return "No dataset here holds the kind of data this model takes."
         if not self._has_data(dataset):
-            return f"The data of {dataset} is not on this machine: ar-explorer data download {dataset}"
+            return f"The data of {dataset} is not on this machine: {download_command(dataset)}"
         try:
             parse_hparams(self.hparams.text())
         except ARExplorerError as exc:
@@ -332,7 +333,8 @@ class QtTrainView(QWidget):
         loaded = self.context.loaded if self.continue_box.isChecked() else None
         start_model = copy.deepcopy(loaded.model) if loaded is not None else None  # the app's copy stays as it is
         folder = self.output_dir or user_checkpoint_dir()
-        out = output_path(folder, output_stem(spec.name, dataset, ordering, loaded and loaded.name))
+        taken = [info.name for info in self.context.checkpoints()]  # shipped ones included: a name of its own
+        out = output_path(folder, output_stem(spec.name, dataset, ordering, loaded and loaded.name), taken)
         return TrainPlan(spec.name, dataset, parse_hparams(self.hparams.text()), out, ordering,
                          float(self.epochs.value()), int(self.batch.value()), float(self.lr.value()),
                          float(self.minutes.value()), loaded and loaded.name, start_model, self.measure.isChecked())
