@@ -49,14 +49,15 @@ def check_autoregressive(
     seed: int = 0,
 ) -> CheckResult:
     """Exact, by gradients, on the small instance ``shape`` under each ordering the model takes."""
-    checked = 0
+    names = []
     for ordering in orderings or orderings_for(spec, shape[1], shape[2]):
         model = build(spec, shape, k, ordering, hparams, seed)
         failure = _gradient_leak(model, spec, ordering, shape, k, seed)
         if failure is not None:
             return failure
-        checked += 1
-    return CheckResult("autoregressive", True, f"no dimension sees itself or a later one, under {checked} ordering(s)")
+        names.append(repr(ordering_name(model, ordering)))
+    under = f"its ordering {names[0]}" if len(names) == 1 else f"{len(names)} orderings ({', '.join(names)})"
+    return CheckResult("autoregressive", True, f"no dimension sees itself or a later one at {size(shape)}, under {under}")
 
 
 def _gradient_leak(

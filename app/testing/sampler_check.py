@@ -63,12 +63,15 @@ def check_sampler(
         failure = _misfit(fit, OWN_SAMPLER_MODE, small, " (on the instance fitted to four patterns)")
         if failure is not None:
             return failure
-    exact = " = ".join(m for m in modes if m != OWN_SAMPLER_MODE)
-    own = "; own draws the same images for a seed" if OWN_SAMPLER_MODE in modes else ""
+    exact = [m for m in modes if m != OWN_SAMPLER_MODE]
+    same = [f"{' = '.join(exact)} draw the same images"] if len(exact) > 1 else []
+    if OWN_SAMPLER_MODE in modes:
+        same.append("own draws the same images for a seed")
     zs = ", ".join(f"{z:.1f} s.e. ({_label(model, m)})" for m, z in z_by_mode.items())
     return CheckResult(
         "sampler", True,
-        f"step conditionals match the model ({exact} draw the same images{own}); frequencies within {zs}",
+        f"step conditionals match the model{' (' + '; '.join(same) + ')' if same else ''}; samples fit the exact "
+        f"distribution of {small} within {zs}",
         {f"z_{m}": z for m, z in z_by_mode.items()},
     )
 
