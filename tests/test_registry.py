@@ -116,3 +116,63 @@ def test_ordering_lookup_by_name_and_file(tmp_path):
         registry.ordering(str(path), 4, 4)
     with pytest.raises(OrderingError, match="no ordering named"):
         registry.ordering("nonsense", 3, 3)
+
+
+# hooks that are never called ------------------------------------------------------------------------------------
+
+
+def _example_registry(*modules, **kwargs):
+    return Registry(env={"AR_EXPLORER_PLUGINS": ",".join(f"example_plugins.{m}" for m in modules)}, **kwargs)
+
+
+def test_a_misspelt_hook_is_a_warning_that_names_it():
+    registry = _example_registry("misspelt_hook")
+    status = registry.statuses["example_plugins.misspelt_hook"]
+    assert status.status == "warning"
+    assert status.error == (
+        "ar_explorer_model is not a hook of AR Explorer, so it is never called: did you mean ar_explorer_models?"
+    )
+    assert "misspelt" not in registry.models
+    assert status in registry.problems() and BUILTIN_MODELS <= set(registry.models)
+
+
+def test_a_hook_function_without_hookimpl_is_a_warning():
+    status = _example_registry("unmarked_hook").statuses["example_plugins.unmarked_hook"]
+    assert status.status == "warning"
+    assert "ar_explorer_models is not marked with @hookimpl, so it is never called" in status.error
+
+
+def test_a_plugin_that_implements_no_hook_is_a_warning(tmp_path, monkeypatch):
+    write_plugin(tmp_path, monkeypatch, "hookless_plugin", "def helper():\n    return 1\n")
+    status = Registry(env={"AR_EXPLORER_PLUGINS": "hookless_plugin"}).statuses["hookless_plugin"]
+    assert status.status == "warning" and "implements no hook" in status.error
+
+
+def test_a_misspelt_hook_is_fatal_under_strict_plugins():
+    with pytest.raises(PluginError, match="ar_explorer_model is not a hook"):
+        _example_registry("misspelt_hook", strict=True)
+
+
+def test_strict_plugins_exits_2_and_names_the_misspelt_hook(monkeypatch, capsys):
+    from app.cli.main import main
+
+    monkeypatch.setenv("AR_EXPLORER_PLUGINS", "example_plugins.misspelt_hook")
+    assert main(["--strict-plugins", "models"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: plugin example_plugins.misspelt_hook: ar_explorer_model is not a hook")
+    assert len(err.splitlines()) == 1
+    assert main(["models"]) == 0  # without --strict-plugins: a warning, and everything else works
+    assert "WARNING" in capsys.readouterr().out
+
+
+def test_tracing_prints_every_hook_call_with_its_plugin_and_what_it_returned(capsys):
+    Registry(env={"AR_EXPLORER_TRACE_PLUGINS": "1", "AR_EXPLORER_LOAD_PLUGINS": "pixelcnn,builtin_orderings"})
+    err = capsys.readouterr().err
+    assert "ar_explorer_models [hook]\n      plugin: pixelcnn\n" in err
+    assert "finish ar_explorer_models --> [pixelcnn] [hook]" in err
+    assert "finish ar_explorer_orderings --> [raster, columns," in err
+
+
+def test_no_trace_without_the_variable(capsys):
+    Registry(env={"AR_EXPLORER_LOAD_PLUGINS": "pixelcnn"})
+    assert "[hook]" not in capsys.readouterr().err

@@ -3,11 +3,15 @@
 Every head maps a parameter vector of ``params_per_dim`` numbers (the last axis of a model's output) to
 log-probabilities over the ``num_values`` values of that dimension. Sampling, the inspector and temperature
 all work on those K probabilities, so they treat every head alike.
+
+:class:`Bernoulli` and :class:`Categorical` take logits by default and probabilities with
+``inputs="probs"`` (a wrapped model that ends in a sigmoid or a softmax, as NADE does).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -35,45 +39,130 @@ class Likelihood:
     def describe(self) -> dict:
         return {"name": self.name, "num_values": self.num_values, "params_per_dim": self.params_per_dim}
 
+    def validate(self, params: Tensor) -> str | None:
+        """What is wrong with ``params`` for this head (one line), or None. The conformance kit calls it on
+        a model's output; heads whose parameters have a range (probabilities) check it here."""
+        return None
+
+
+HeadInputs = Literal["logits", "probs"]
+
+
+def _check_inputs(inputs: str) -> None:
+    if inputs not in ("logits", "probs"):
+        raise ValueError(f"inputs must be 'logits' or 'probs', not {inputs!r}")
+
+
+def _probability_problem(p: Tensor, what: str) -> str | None:
+    """One line naming the first value of ``p`` outside [0, 1] (or not finite), or None."""
+    bad = ~(torch.isfinite(p) & (p >= 0) & (p <= 1))
+    if not bool(bad.any()):
+        return None
+    value = float(p.reshape(-1)[int(bad.reshape(-1).nonzero()[0])])
+    return f"{what} is {value:g}, outside [0, 1] (the head takes probabilities: inputs='probs')"
+
 
 class Bernoulli(Likelihood):
-    """Binary pixels: one logit per dimension, p(x = 1) = sigmoid(logit)."""
+    """Binary pixels: one parameter per dimension, p(x = 1) = sigmoid(logit).
+
+    Parameters
+    ----------
+    num_values
+        Must be 2.
+    inputs
+        ``"logits"`` (the default) or ``"probs"``: the parameter is p(x = 1) itself, in [0, 1]. Probabilities
+        are clamped to [eps, 1 - eps] of their dtype, so that a saturated sigmoid gives a finite log-likelihood.
+    """
 
     name = "bernoulli"
 
-    def __init__(self, num_values: int = 2) -> None:
+    def __init__(self, num_values: int = 2, inputs: HeadInputs = "logits") -> None:
         if num_values != 2:
             raise ValueError("a Bernoulli head has exactly 2 values")
+        _check_inputs(inputs)
         self.num_values = 2
         self.params_per_dim = 1
+        self.inputs = inputs
+
+    def describe(self) -> dict:
+        return {**super().describe(), "inputs": self.inputs}
+
+    def _clamped(self, params: Tensor) -> Tensor:
+        eps = torch.finfo(params.dtype).eps
+        return params[..., 0].clamp(eps, 1.0 - eps)
 
     def log_probs_all(self, params: Tensor) -> Tensor:
+        if self.inputs == "probs":
+            p = self._clamped(params)
+            return torch.stack([torch.log1p(-p), torch.log(p)], dim=-1)
         logit = params[..., 0]
         return torch.stack([F.logsigmoid(-logit), F.logsigmoid(logit)], dim=-1)
 
     def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
+        if self.inputs == "probs":
+            p = self._clamped(params)
+            return torch.where(x.to(torch.bool), torch.log(p), torch.log1p(-p))
         # -BCE-with-logits is the numerically stable form of log p(x).
         return -F.binary_cross_entropy_with_logits(params[..., 0], x.to(params.dtype), reduction="none")
 
+    def validate(self, params: Tensor) -> str | None:
+        if self.inputs == "probs":
+            return _probability_problem(params[..., 0], "p(x = 1)")
+        return None
+
 
 class Categorical(Likelihood):
-    """K-way softmax per dimension (2-bit colour, 256 grey levels, 1-D histograms)."""
+    """K-way distribution per dimension (2-bit colour, 256 grey levels, 1-D histograms).
+
+    Parameters
+    ----------
+    num_values
+        K, at least 2.
+    inputs
+        ``"logits"`` (the default: a softmax over the K parameters) or ``"probs"``: the K parameters are the
+        probabilities themselves. They are renormalised over K (a float32 softmax sums to 1 only up to
+        rounding); the kit refuses values outside [0, 1] or sums far from 1.
+    """
 
     name = "categorical"
 
-    def __init__(self, num_values: int) -> None:
+    def __init__(self, num_values: int, inputs: HeadInputs = "logits") -> None:
         if num_values < 2:
             raise ValueError("a categorical head needs at least 2 values")
+        _check_inputs(inputs)
         self.num_values = num_values
         self.params_per_dim = num_values
+        self.inputs = inputs
+
+    def describe(self) -> dict:
+        return {**super().describe(), "inputs": self.inputs}
 
     def log_probs_all(self, params: Tensor) -> Tensor:
+        if self.inputs == "probs":
+            logp = torch.log(params.clamp(min=torch.finfo(params.dtype).tiny))
+            return logp - torch.logsumexp(logp, dim=-1, keepdim=True)
         return F.log_softmax(params, dim=-1)
 
     def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
+        if self.inputs == "probs":
+            return super().log_prob(params, x)
         shape = x.shape
         flat = -F.cross_entropy(params.reshape(-1, self.num_values), x.long().reshape(-1), reduction="none")
         return flat.reshape(shape)
+
+    def validate(self, params: Tensor) -> str | None:
+        if self.inputs != "probs":
+            return None
+        problem = _probability_problem(params, "a probability")
+        if problem is not None:
+            return problem
+        sums = params.double().sum(-1).reshape(-1)
+        if sums.numel() == 0:
+            return None
+        worst = sums[int((sums - 1).abs().argmax())]
+        if abs(float(worst) - 1) > 1e-3:
+            return f"the {self.num_values} probabilities of a dimension sum to {float(worst):.6g}, not 1"
+        return None
 
 
 class DiscretizedLogisticMixture(Likelihood):
@@ -149,9 +238,9 @@ def _log1mexp(x: Tensor) -> Tensor:
 def make_likelihood(name: str, num_values: int, **kwargs) -> Likelihood:
     """Build a head by name: ``bernoulli``, ``categorical`` or ``discretized-logistic-mixture``."""
     if name == "bernoulli":
-        return Bernoulli(num_values)
+        return Bernoulli(num_values, **kwargs)
     if name == "categorical":
-        return Categorical(num_values)
+        return Categorical(num_values, **kwargs)
     if name in ("discretized-logistic-mixture", "dmol"):
         return DiscretizedLogisticMixture(num_values, **kwargs)
     raise ValueError(f"unknown likelihood {name!r}")

@@ -7,7 +7,8 @@ A model is a :class:`ARModel` (a ``torch.nn.Module``) built from a :class:`Model
 * :meth:`ARModel.log_prob` (per dimension, ``(B, C, H, W)``) — scoring, training, Fisher scores;
 * :meth:`ARModel.conditionals` — K-way probabilities of each dimension given those before it;
 * :meth:`ARModel.sampling_plan` — groups of dimensions sampled together, in order;
-* :meth:`ARModel.make_sampler` — an incremental sampler (naive re-evaluation unless the model caches).
+* :meth:`ARModel.make_sampler` — an incremental sampler (naive re-evaluation unless the model caches);
+* :meth:`ARModel.own_sample` — a model's own whole-image sampler, offered as the sampler mode ``"own"``.
 
 Images are float tensors ``(B, C, H, W)`` holding integer values ``0 .. K-1`` (so that gradients with respect
 to the input exist: that is how receptive fields and the autoregressive check are computed). Dimension ``d``
@@ -34,6 +35,10 @@ if TYPE_CHECKING:
     from app.core.sampling import Sampler
 
 OrderingCapability = Literal["fixed", "build", "any"]
+
+#: The sampler mode of a model's own whole-image sampler (:meth:`ARModel.own_sample`), declared in
+#: ``ModelSpec.sampler_modes`` like any other mode.
+OWN_SAMPLER_MODE = "own"
 ConditionKind = Literal["class", "image"]
 DataKind = Literal["binary", "grey", "colour", "1d", "2d"]
 
@@ -155,10 +160,15 @@ class ModelSpec:
     condition
         For conditional models, how the condition is made (see :class:`ConditionSpec`).
     sampler_modes
-        The sampling modes it offers besides ``naive``, e.g. ``("cached",)``.
+        The sampling modes it offers besides ``naive``, e.g. ``("cached",)``; ``"own"`` is the model's own
+        whole-image sampler (:meth:`ARModel.own_sample`).
     hparam_keys
         Hyperparameters it takes besides those named in ``default_hparams`` and ``tiny_hparams`` (options such
         as a likelihood's name): a key outside all three is refused as a typo (:meth:`check_hparams`).
+    paper_nll
+        The published test NLL, shown beside the measured one (the model card, the README's table). A bare
+        number (``"81.30"``) is read as nats per image on the standard binarized MNIST; anything else is shown
+        as written, so name its unit and data (``"2.92 bits/dim on CIFAR-10"``). Empty where there is none.
     """
 
     name: str
@@ -229,19 +239,30 @@ class ModelSpec:
 class ARModel(nn.Module):
     """Base class of every autoregressive model.
 
-    Subclasses set ``self.likelihood`` and implement :meth:`forward`. Models whose ordering is chosen at build
-    time keep it in ``self.ordering``; models of capability ``"any"`` take an ordering at every call.
+    Subclasses pass their likelihood head to ``__init__`` and implement :meth:`forward`. Models whose ordering
+    is chosen at build time keep it in ``self.ordering``; models of capability ``"any"`` take an ordering at
+    every call.
+
+    Parameters
+    ----------
+    config
+        What to build: shape, number of values, hyperparameters, ordering (``"build"`` models).
+    likelihood
+        The head that turns :meth:`forward`'s parameters into K-way conditionals.
+    ordering
+        The one ordering of a ``"fixed"`` model that is not raster (a wrapped model that generates column by
+        column, say). ``config.ordering`` takes precedence: it is how ``"build"`` models get theirs.
     """
 
     spec: ModelSpec
 
-    def __init__(self, config: ModelConfig, likelihood: Likelihood) -> None:
+    def __init__(self, config: ModelConfig, likelihood: Likelihood, ordering: Ordering | None = None) -> None:
         super().__init__()
         self.config = config
         self.likelihood = likelihood
         if likelihood.num_values != config.num_values:
             raise ValueError("the head's number of values differs from the config's")
-        self.ordering = config.ordering or raster(config.height, config.width)
+        self.ordering = config.ordering or ordering or raster(config.height, config.width)
         if (config.height, config.width) != (self.ordering.height, self.ordering.width):
             raise OrderingError(
                 f"the ordering is {self.ordering.height}x{self.ordering.width}, the data "
@@ -251,8 +272,23 @@ class ARModel(nn.Module):
     # -- what subclasses implement --------------------------------------------------------------------------
     def forward(self, x: Tensor, cond: Tensor | None = None, ordering: Ordering | None = None) -> Tensor:
         """Head parameters ``(B, C, H, W, P)`` for every dimension, each computed only from the dimensions
-        before it in the ordering (``ordering`` is given only to models of capability ``"any"``)."""
+        before it in the ordering (``ordering`` is given only to models of capability ``"any"``).
+
+        A head with one parameter per dimension (``P = 1``) may be given ``(B, C, H, W)``. ``forward`` must be
+        pure: in eval mode two calls on the same input return the same parameters, and the input is not
+        changed.
+        """
         raise NotImplementedError
+
+    def own_sample(self, n: int, cond: Tensor | None = None) -> Tensor:
+        """Draw ``n`` whole images ``(n, C, H, W)`` of values ``0 .. K-1`` with the model's own sampler.
+
+        Implement it (and list ``"own"`` in ``ModelSpec.sampler_modes``) to offer a wrapped model's own
+        ``sample()``. It draws from torch's global random generator, which the caller seeds; it is sampled
+        at temperature 1 only, and must draw from the same distribution as :meth:`forward`'s conditionals
+        (the conformance kit compares its frequencies with the exact marginals).
+        """
+        raise NotImplementedError(f"{self._title()} has no own sampler")
 
     # -- derived, shared by every model --------------------------------------------------------------------
     @property
@@ -309,6 +345,8 @@ class ARModel(nn.Module):
                 raise
             raise ModelError(f"{self._title()} failed in its forward pass: {type(exc).__name__}: {exc}") from exc
         expected = (x.shape[0], *self.shape, self.likelihood.params_per_dim)
+        if isinstance(out, Tensor) and expected[-1] == 1 and tuple(out.shape) == expected[:-1]:
+            out = out.unsqueeze(-1)  # one parameter per dimension, given as (B, C, H, W)
         if not isinstance(out, Tensor) or tuple(out.shape) != expected:
             got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
             raise ModelError(f"{self._title()} returned parameters of shape {got}, expected {expected}")
@@ -356,12 +394,16 @@ class ARModel(nn.Module):
         ordering: Ordering | None = None,
         mode: str = "naive",
     ) -> Sampler:
-        """An incremental sampler over the canvas ``x`` (modified in place). ``naive`` always works."""
-        from app.core.sampling import NaiveSampler
+        """An incremental sampler over the canvas ``x`` (modified in place). ``naive`` always works; ``own``
+        wraps :meth:`own_sample` where the spec declares it. Models with faster samplers override this and
+        fall back to it for the modes they do not handle."""
+        from app.core.sampling import NaiveSampler, OwnSampler
 
         if mode not in ("naive", "auto") and mode not in self.spec.sampler_modes:
             modes = ", ".join(("naive", *self.spec.sampler_modes))
             raise ModelError(f"{self._title()} has no {mode!r} sampler (it has: {modes})")
+        if mode == OWN_SAMPLER_MODE:
+            return OwnSampler(self, x, cond, ordering)
         return NaiveSampler(self, x, cond, ordering)
 
     def _dtype(self) -> torch.dtype:

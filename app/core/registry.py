@@ -3,15 +3,21 @@
 Plugins come from the entry-point group ``ar_explorer`` (the built-in ones register there too) and from the
 importable modules named in ``AR_EXPLORER_PLUGINS`` (comma-separated). ``AR_EXPLORER_LOAD_PLUGINS``
 (comma-separated plugin names) restricts which entry points load; ``AR_EXPLORER_TRACE_PLUGINS=1`` prints every
-hook call. A plugin that fails to import, or whose hook raises or returns something invalid, is recorded with
-the reason and skipped, unless the registry is strict.
+hook call to stderr, through pluggy's tracer. A plugin that fails to import, or whose hook raises or returns
+something invalid, is recorded with the reason and skipped, unless the registry is strict.
+
+Like pytest, the registry refuses to let a hook that cannot be called pass for one: a ``@hookimpl`` function
+whose name is no hook (``ar_explorer_model``), an ``ar_explorer_*`` function without ``@hookimpl``, and a
+plugin that implements no hook at all each give the plugin the status ``warning`` (fatal when strict).
 """
 
 from __future__ import annotations
 
 import contextlib
+import difflib
 import importlib
 import importlib.metadata
+import inspect
 import os
 import signal
 import sys
@@ -75,7 +81,7 @@ class PluginStatus:
     name: str
     source: str  # "entry point", "AR_EXPLORER_PLUGINS", "builtin", "registered"
     module: str = ""
-    status: str = "ok"  # ok | failed | partial
+    status: str = "ok"  # ok | warning (loaded, but something of it is never called) | partial | failed
     errors: list[str] = field(default_factory=list)
     details: list[str] = field(default_factory=list)  # tracebacks, for a "details" button
     provides: dict[str, list[str]] = field(default_factory=dict)
@@ -89,6 +95,12 @@ class PluginStatus:
         if details:
             self.details.append(details)
         self.status = "partial" if partial and self.status != "failed" else "failed"
+
+    def warn(self, message: str) -> None:
+        """Record a problem that leaves what the plugin provides intact (a hook that is never called)."""
+        self.errors.append(message)
+        if self.status == "ok":
+            self.status = "warning"
 
     def to_dict(self) -> dict:
         return {
@@ -166,9 +178,11 @@ class Registry:
         self.env = dict(os.environ if env is None else env)
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
-        if self.env.get("AR_EXPLORER_TRACE_PLUGINS"):
-            self.pm.trace.root.setwriter(lambda message: print(message, end="", file=sys.stderr))
-            self.pm.enable_tracing()
+        self._tracing = bool(self.env.get("AR_EXPLORER_TRACE_PLUGINS"))
+        self._trace = self.pm.trace.root.get("hook")
+        if self._tracing:
+            self.pm.trace.root.setwriter(lambda message: print(message, end="", file=sys.stderr, flush=True))
+            self.pm.enable_tracing()  # hooks called through pm.hook; refresh() traces its own calls
         self.statuses: dict[str, PluginStatus] = {}
         self.models: dict[str, ModelSpec] = {}
         self.datasets: dict[str, DatasetSpec] = {}
@@ -245,7 +259,31 @@ class Registry:
                 raise
             self._record_failure(status, f"cannot be registered: {exc}")
             return False
+        for problem in self._uncallable_hooks(plugin):
+            self._record_warning(status, problem)
         return True
+
+    def _uncallable_hooks(self, plugin: object) -> list[str]:
+        """What in ``plugin`` looks like a hook and would never be called (pytest refuses the same)."""
+        callers = self.pm.get_hookcallers(plugin) or []
+        implemented = {caller.name for caller in callers}
+        problems = [
+            f"{caller.name} is not a hook of AR Explorer, so it is never called{_did_you_mean(caller.name)}"
+            for caller in sorted(callers, key=lambda c: c.name)
+            if not caller.has_spec()
+        ]
+        for name in _public_functions(plugin):
+            if name.startswith("ar_explorer_") and name not in implemented:
+                known = "" if name in _HOOKS else f" (and is no hook{_did_you_mean(name, ';')})"
+                problems.append(f"{name} is not marked with @hookimpl, so it is never called{known}")
+        if not implemented and not problems:
+            problems.append(f"implements no hook; the hooks are {', '.join(_HOOKS)}")
+        return problems
+
+    def _record_warning(self, status: PluginStatus, message: str) -> None:
+        status.warn(message)
+        if self.strict:
+            raise PluginError(f"plugin {status.name}: {message}")
 
     def _record_failure(self, status: PluginStatus, message: str, partial: bool = False) -> None:
         message = " ".join(message.split())  # pluggy's and plugins' messages may span lines: a notice is one line
@@ -271,14 +309,24 @@ class Registry:
                 self._call(impl, status, kind, expected)
 
     def _call(self, impl: Any, status: PluginStatus, kind: str, expected: type | tuple[type, ...]) -> None:
+        hook_name = impl.function.__name__
+        if self._tracing:
+            # Hooks are called one implementation at a time, not through pm.hook, so pluggy's own
+            # monitoring never sees them: trace each call here, in pluggy's format.
+            self._trace.root.indent += 1
+            self._trace(hook_name, {"plugin": status.name})
         with _watch_for_ctrl_c() as received:
             try:
                 result = impl.function()
             except BaseException as exc:  # noqa: BLE001 - a plugin's hook may raise anything
                 if _user_interrupt(exc, received):
                     raise
-                self._record_failure(status, f"{impl.function.__name__} raised {type(exc).__name__}: {exc}", True)
+                self._untrace()
+                self._record_failure(status, f"{hook_name} raised {type(exc).__name__}: {exc}", True)
                 return
+        if self._tracing:
+            self._trace("finish", hook_name, "-->", _summary(result))
+            self._untrace()
         if result is None:
             return
         if not isinstance(result, (list, tuple)):
@@ -296,6 +344,10 @@ class Registry:
                 )
                 continue
             self._add(kind, item, status)
+
+    def _untrace(self) -> None:
+        if self._tracing:
+            self._trace.root.indent -= 1
 
     def _add(self, kind: str, item: Any, status: PluginStatus) -> None:
         if kind == "checkpoint_dirs":
@@ -359,6 +411,34 @@ class Registry:
 
     def problems(self) -> list[PluginStatus]:
         return [s for s in self.statuses.values() if s.status != "ok"]
+
+
+def _did_you_mean(name: str, lead: str = ":") -> str:
+    close = difflib.get_close_matches(name, list(_HOOKS), n=1, cutoff=0.6)
+    return f"{lead} did you mean {close[0]}?" if close else ""
+
+
+def _public_functions(plugin: object) -> list[str]:
+    """The names of the functions a plugin module (or object) has; attributes that raise are skipped."""
+    found = []
+    for name in dir(plugin):
+        if name.startswith("_"):
+            continue
+        try:
+            value = getattr(plugin, name)
+        except Exception:  # noqa: BLE001 - a plugin's attribute may raise anything
+            continue
+        if inspect.isfunction(value) or inspect.ismethod(value):
+            found.append(name)
+    return found
+
+
+def _summary(result: Any) -> str:
+    """What a hook returned, for the trace: the names of the items (a spec's repr is a page long)."""
+    if not isinstance(result, (list, tuple)):
+        return repr(result)
+    names = [str(item) if isinstance(item, (str, Path)) else str(getattr(item, "name", item)) for item in result]
+    return "[" + ", ".join(names) + "]"
 
 
 def builtin_ordering_specs() -> list[OrderingSpec]:

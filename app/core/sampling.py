@@ -3,7 +3,9 @@
 A :class:`Sampler` walks a model's sampling plan (groups of dimensions). At each step it gives the K-way
 conditionals of the next group given the canvas, and takes the values drawn for it. :class:`NaiveSampler`
 re-runs the whole network at every step and works for every model; models may provide faster samplers
-(cached activations, KV caches) that must give the same conditionals.
+(cached activations, KV caches) that must give the same conditionals. :class:`OwnSampler` offers a model's own
+whole-image sampler (``ARModel.own_sample``) as the mode ``"own"``: it draws with its own random numbers, so
+it does not draw naive's images for a seed, only from the same distribution.
 
 Random numbers are drawn once, one uniform per dimension, from a CPU generator seeded by ``seed``; a value is
 drawn from its conditional by the inverse CDF. The same seed therefore gives the same images on any device,
@@ -22,12 +24,19 @@ from torch import Tensor
 
 from app.core.errors import ARExplorerError, ModelError
 from app.core.likelihoods import apply_temperature
-from app.core.model import ARModel
+from app.core.model import OWN_SAMPLER_MODE, ARModel
 from app.core.orderings import Ordering, known_first
 
 
 class Sampler:
-    """Base class: walks ``plan`` (a list of groups of flat dimension indices) over the canvas ``x``."""
+    """Base class: walks ``plan`` (a list of groups of flat dimension indices) over the canvas ``x``.
+
+    ``network_calls`` counts the forward passes (or cached steps) it has run, for the views' counters.
+    ``draws_itself`` is True for a sampler that draws its values with its own random numbers
+    (:class:`OwnSampler`) rather than from the run's uniforms.
+    """
+
+    draws_itself = False
 
     def __init__(self, model: ARModel, x: Tensor, cond: Tensor | None, ordering: Ordering | None) -> None:
         self.model = model
@@ -56,6 +65,66 @@ class NaiveSampler(Sampler):
         b = params.shape[0]
         dims = torch.as_tensor(self.plan[step], device=params.device)
         return self.model.likelihood.probs(params.reshape(b, -1, params.shape[-1])[:, dims])
+
+
+class OwnSampler(Sampler):
+    """A model's own whole-image sampler (:meth:`ARModel.own_sample`) behind the step interface.
+
+    :meth:`start` draws every image at once, from torch's global generator seeded by the run's seed (forked,
+    so that the caller's random state is untouched). Each step then gives the model's conditionals of the
+    drawn image at that step's dimensions, which are exactly p(x_d | x_<d) because they depend only on the
+    dimensions before d, and :meth:`drawn_values` the values the model drew there. ``network_calls`` counts
+    the one forward pass of those conditionals, not the calls inside the model's own sampler.
+    """
+
+    draws_itself = True
+
+    def __init__(self, model: ARModel, x: Tensor, cond: Tensor | None, ordering: Ordering | None) -> None:
+        super().__init__(model, x, cond, ordering)
+        self._drawn: Tensor | None = None
+        self._probs: Tensor | None = None
+
+    def start(self, seed: int) -> None:
+        """Draw the images with the model's own sampler, seeded by ``seed``."""
+        n = self.x.shape[0]
+        devices = [self.x.device.index or 0] if self.x.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(int(seed))
+            images = self.model.own_sample(n, self.cond)
+        expected = (n, *self.model.shape)
+        if not isinstance(images, Tensor) or tuple(images.shape) != expected:
+            got = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+            raise ModelError(f"{self.model.spec.title}'s own sampler gave images of shape {got}, expected {expected}")
+        images = images.detach().to(self.x.device, self.x.dtype)
+        k = self.model.num_values
+        if not (torch.isfinite(images).all() and images.min() >= 0 and images.max() <= k - 1):
+            raise ModelError(f"{self.model.spec.title}'s own sampler drew values outside 0..{k - 1}")
+        if not torch.equal(images, images.round()):
+            raise ModelError(
+                f"{self.model.spec.title}'s own sampler gave values that are not integers (probabilities, not draws?)"
+            )
+        self._drawn = images.reshape(n, -1)
+
+    def _drawn_images(self) -> Tensor:
+        if self._drawn is None:
+            raise ModelError(f"{self.model.spec.title}'s own sampler was not started")
+        return self._drawn
+
+    def probs(self, step: int) -> Tensor:
+        if self._probs is None:
+            drawn = self._drawn_images().view_as(self.x)
+            params = self.model.params(drawn, self.cond, self.ordering)
+            self.network_calls += 1
+            self._probs = self.model.likelihood.probs(params.reshape(drawn.shape[0], -1, params.shape[-1]))
+        return self._probs[:, torch.as_tensor(self.plan[step], device=self._probs.device)]
+
+    def drawn_values(self, step: int) -> Tensor:
+        """``(B, G)``: the values the model's own sampler drew for ``plan[step]``."""
+        return self._drawn_images()[:, torch.as_tensor(self.plan[step], device=self.x.device)].long()
+
+    def sample_to_end(self, uniforms: Tensor, temperature: float, known: Tensor | None, known_values) -> None:
+        """Write the drawn images into the canvas (the run's uniforms are not used)."""
+        self.x.view(self.x.shape[0], -1).copy_(self._drawn_images())
 
 
 def _guarded(model: ARModel, when: str, call):
@@ -105,8 +174,11 @@ class SampleStep:
 
 
 def resolve_mode(model: ARModel, mode: str) -> str:
+    """``auto`` is the model's first sampler mode that draws naive's images for a seed (never ``own``),
+    else ``naive``; any other mode is returned as given."""
     if mode == "auto":
-        return model.spec.sampler_modes[0] if model.spec.sampler_modes else "naive"
+        exact = [m for m in model.spec.sampler_modes if m != OWN_SAMPLER_MODE]
+        return exact[0] if exact else "naive"
     return mode
 
 
@@ -165,6 +237,10 @@ class SamplingRun:
         else:
             bad = ~torch.isfinite(probs).all()
             self._bad = bad if self._bad is None else self._bad | bad
+        if self.sampler.draws_itself:  # the model's own sampler drew the values already
+            values = self.sampler.drawn_values(index)
+            self.sampler.commit(index, values)
+            return probs, probs, values, False
         tempered = apply_temperature(probs, self.temperature)
         values = draw(tempered.to(self.uniforms.dtype), self.uniforms[:, dims])
         if self.known is not None:
@@ -225,7 +301,18 @@ def prepare_run(
         if cond.shape[0] == 1 and n > 1:
             cond = cond.expand(n, *cond.shape[1:])
     sampler = model.make_sampler(x, cond, ordering, resolve_mode(model, mode))
+    if sampler.draws_itself:
+        _start_own(model, sampler, seed, temperature, known_t)
     return SamplingRun(model, sampler, _uniforms(n, c * h * w, seed, device), temperature, known_t, known_values)
+
+
+def _start_own(model: ARModel, sampler: Sampler, seed: int, temperature: float, known: Tensor | None) -> None:
+    """Refuse what a model's own sampler cannot do, then let it draw its images."""
+    if temperature != 1.0:
+        raise ModelError(f"{model.spec.title}'s own sampler draws at temperature 1 only (asked for {temperature:g})")
+    if known is not None:
+        raise ModelError(f"{model.spec.title}'s own sampler cannot complete an image: use the naive sampler")
+    _guarded(model, "drawing its images", lambda: sampler.start(seed))
 
 
 def sample_steps(model: ARModel, n: int = 16, *, every: int = 1, **kwargs) -> Iterator[SampleStep]:
