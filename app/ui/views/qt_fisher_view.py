@@ -1,9 +1,11 @@
 """Fisher scores: pick two images and see three interpolations between them, in pixel space (a cross-fade), in
-the model's mean activations, and in its Fisher scores, with the nearest test images of each point.
+the model's mean activations, and in its Fisher scores, each row with the mean NLL of its interior points under
+the model, and the nearest test images of each point (drawn at random from the whole test split, so that
+every digit is among them).
 
 The Fisher space of a checkpoint (the decoders and the reference embeddings) is made once and stored beside it
 (:mod:`app.core.fisher`); where there is none yet, the view makes one in the background, with progress, from a
-number of training images the user chooses.
+number of training images the user chooses. Switching checkpoints clears the strips.
 """
 
 from __future__ import annotations
@@ -26,17 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.errors import ImageError
-from app.core.fisher import (
-    DecoderTraining,
-    FisherSettings,
-    FisherSpace,
-    build_space_steps,
-    interpolate,
-    interpolation_figure,
-    load_space_for,
-    space_path,
-    weights_sha256,
-)
+from app.core.fisher import FisherSpace
 from app.core.images import load_image
 from app.core.sampling import sample
 from app.core.session import LoadedModel
@@ -44,9 +36,18 @@ from app.core.session_file import FisherPair, SessionImage, SessionState, fit_im
 from app.ui import theme
 from app.ui.context import AppContext, SentImage
 from app.ui.example_images import example_images, test_images
+from app.ui.formatting import loaded_data_description
 from app.ui.progress_task import ProgressTask
 from app.ui.qt_canvas import QtDrawingCanvas
-from app.ui.qt_pixel_view import QtPixelView
+from app.ui.views.fisher_jobs import (
+    default_pair,
+    digit_text,
+    interpolation_job,
+    load_space,
+    making_events,
+    space_target,
+)
+from app.ui.views.qt_fisher_strips import QtFisherStrips
 from app.ui.workers import JobResult, JobWorker
 
 REPAINT_MS = 100
@@ -126,7 +127,7 @@ class QtFisherView(QWidget):
     def _build(self) -> None:
         self.slot_a = QtImageSlot("A")
         self.slot_b = QtImageSlot("B")
-        self.strips = QtPixelView(min_size=150)
+        self.strips = QtFisherStrips()
         self.strips.setAccessibleName("interpolation strips")
         self.steps = QSpinBox()
         self.steps.setRange(2, 16)
@@ -183,7 +184,7 @@ class QtFisherView(QWidget):
         self.builder_worker.failed.connect(self._on_failed)
 
     def set_scale(self, scale: float) -> None:
-        self.nearest.setStyleSheet(theme.heading_css(scale, 1.0))
+        self.strips.set_scale(scale)
 
     # -- the model and its space ------------------------------------------------------------------------------
     @property
@@ -192,6 +193,10 @@ class QtFisherView(QWidget):
 
     def _on_model_changed(self, loaded: LoadedModel | None) -> None:
         self.space, self.result = None, None
+        self._latest_run = -1  # a run for the previous checkpoint may still answer: it is dropped
+        self.nearest.setText("")
+        self.strips.reset("The strips were cleared: they belonged to the previous checkpoint."
+                          if loaded is not None else "")
         self.setEnabled(loaded is not None)
         if loaded is None:
             self.space_label.setText("Open a checkpoint to interpolate with its Fisher scores.")
@@ -209,8 +214,8 @@ class QtFisherView(QWidget):
             self._set_making(self._making, available=False)
             return
         self.space_label.setText("looking for this checkpoint's Fisher space…")
-        weights = loaded.info.weights
-        self.jobs.submit(lambda: (loaded.name, load_space_for(weights, _user_dir())), "space")
+        user_dir = _user_dir()
+        self.jobs.submit(lambda: load_space(loaded, user_dir), "space")
 
     def _set_making(self, running: bool, available: bool = True) -> None:
         self._making = running  # owned by the GUI thread: the builder's own flag drops before _on_built runs
@@ -219,13 +224,16 @@ class QtFisherView(QWidget):
         self.images.setEnabled(available and not running)
 
     def _describe_space(self, space: FisherSpace) -> str:
-        meta = space.meta
-        return (f"Fisher space of {meta.get('checkpoint', '?')}: scores over {meta.get('num_parameters', '?'):,} "
-                f"parameters projected to {space.settings.dim} numbers, decoders trained on "
-                f"{meta.get('num_train_images', '?'):,} training images of {meta.get('dataset', '?')} (held-out "
-                f"reconstruction {meta.get('fisher_decoder_best_valid_nats', float('nan')):.1f} nats per image from "
-                f"Fisher scores, {meta.get('activation_decoder_best_valid_nats', float('nan')):.1f} from "
-                f"activations); nearest images among the first {len(space.reference_images)} test images.")
+        meta, settings = space.meta, space.settings
+        count = meta.get("num_parameters", "?")
+        components = f", {settings.components} principal components" if settings.components else ""
+        return (f"Fisher space of {meta.get('checkpoint', '?')}: scores over {count:,} parameters "
+                f"({settings.normalisation} normalisation) projected to {settings.dim:,} numbers{components}; "
+                f"decoders trained on {meta.get('num_train_images', '?'):,} training images of "
+                f"{meta.get('dataset_title', meta.get('dataset', '?'))} (held-out reconstruction "
+                f"{meta.get('fisher_decoder_best_valid_nats', float('nan')):.1f} nats per image from Fisher "
+                f"scores, {meta.get('activation_decoder_best_valid_nats', float('nan')):.1f} from activations); "
+                f"nearest images among {space.reference_description}.")
 
     def make_space(self) -> None:
         """Embed training images, train both decoders and store the space, on a worker, with progress."""
@@ -234,24 +242,9 @@ class QtFisherView(QWidget):
             if loaded is not None and loaded.dataset is None:
                 self.status.setText(f"{loaded.name} names no known dataset to make a Fisher space from")
             return
-        session, count = self.context.session, self.images.value()
-        model, weights = loaded.model, loaded.info.weights
-        target = space_path(weights) if os.access(weights.parent, os.W_OK) else _user_dir() / space_path(weights).name
-
-        def events(should_stop):
-            train = session.split(loaded.dataset, "train")
-            pick = np.sort(np.random.default_rng(0).choice(len(train), min(count, len(train)), replace=False))
-            reference = session.split(loaded.dataset, "test", 500).images
-            meta = {"checkpoint": loaded.name, "checkpoint_sha256": weights_sha256(weights),
-                    "dataset": loaded.dataset.name, "binarization": loaded.dataset.binarization}
-            for event in build_space_steps(model, train.images[pick], reference, FisherSettings(), DecoderTraining(),
-                                           meta, should_stop):
-                if event.stage == "done":
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    event.result.save(target)
-                yield event
-
-        self.builder.start(events)
+        weights = loaded.info.weights
+        target = space_target(weights, _user_dir(), os.access(weights.parent, os.W_OK))
+        self.builder.start(making_events(self.context.session, loaded, self.images.value(), target))
         self._set_making(True)
         self.timer.start()
 
@@ -284,17 +277,42 @@ class QtFisherView(QWidget):
 
     # -- images in -----------------------------------------------------------------------------------------
     def load_test_image(self, slot: QtImageSlot, index: int | None = None) -> None:
+        """A test image (``index`` in the test split, or a random one); without the data on this machine, one of
+        the Fisher space's reference test images; without either, a synthetic digit."""
         if self.loaded is None:
             return
         found = test_images(self.context.session, self.loaded)
         if found is not None and len(found.images):
             i = int(self._rng.integers(len(found.images))) if index is None else int(index)
-            digit = f" (a {int(found.labels[i])})" if found.labels is not None else ""
+            digit = f" ({digit_text(int(found.labels[i]))})" if found.labels is not None else ""
             slot.set_image(found.images[i], f"test image #{i}{digit}")
+        elif self.space is not None and len(self.space.reference_images):
+            space = self.space
+            i = int(self._rng.integers(len(space.reference_images))) if index is None else int(index)
+            self._set_reference_image(slot, i)
         else:
             examples = example_images(self.context.session, self.loaded, 1, int(self._rng.integers(1000)))
             slot.set_image(examples.images[0], examples.source)
         self.change_timer.start()
+
+    def _set_reference_image(self, slot: QtImageSlot, i: int) -> None:
+        """Reference image ``i`` of the Fisher space, named by its test index and its digit."""
+        space = self.space
+        test_index = int(space.reference_indices[i])
+        digit = digit_text(int(space.reference_labels[i]))
+        name = f"test image #{test_index}" if test_index >= 0 else f"reference image {i}"
+        slot.set_image(space.reference_images[i], f"{name}{f' ({digit})' if digit else ''}")
+
+    def load_default_pair(self) -> bool:
+        """Two test images of different digits from the Fisher space's reference set (a 2 and a 9 where it can)."""
+        space = self.space
+        if space is None or len(space.reference_images) < 2:
+            return False
+        a, b = default_pair(space.reference_labels)
+        self._set_reference_image(self.slot_a, a)
+        self._set_reference_image(self.slot_b, b)
+        self.change_timer.start()
+        return True
 
     def load_file(self, slot: QtImageSlot, path: str | Path) -> bool:
         model = self.loaded.model if self.loaded is not None else None
@@ -347,22 +365,27 @@ class QtFisherView(QWidget):
                 self.status.setText("There is no Fisher space for this checkpoint yet: make it first.")
             return False
         a, b = self.slot_a.canvas.values.copy(), self.slot_b.canvas.values.copy()
-        steps, model = self.steps.value(), loaded.model
+        steps = self.steps.value()
         sources = (self.slot_a.source, self.slot_b.source)
-        self.status.setText("interpolating…")
-        self._latest_run = self.jobs.submit(lambda: (loaded.name, sources, interpolate(model, space, a, b, steps)),
+        self.status.setText("interpolating, and scoring each row under the model…")
+        self._latest_run = self.jobs.submit(lambda: interpolation_job(loaded, space, a, b, steps, sources),
                                             "interpolate")
         return True
 
     def _show_result(self, result, sources: tuple[str, str]) -> None:
         self.result = result
-        model = self.loaded.model
-        self.strips.set_rgb(np.asarray(interpolation_figure(result, model.num_values, scale=2)))
+        loaded = self.loaded
+        judge = f"{loaded.title} ({loaded_data_description(loaded)})"
+        self.strips.show_result(result, loaded.model.num_values, judge)
         if result.nearest.size:
             middle = len(result.alphas) // 2
             index, distance = int(result.nearest[middle, 0]), float(result.nearest_distances[middle, 0])
-            self.nearest.setText(f"Nearest to the point at α = {result.alphas[middle]:.2f}: test image #{index} "
-                                 f"(distance {distance:.2f} in the standardised Fisher space)")
+            test_index = int(self.space.reference_indices[index]) if self.space is not None else -1
+            digit = digit_text(int(result.nearest_labels[middle, 0]))
+            name = f"test image #{test_index}" if test_index >= 0 else f"reference image {index}"
+            self.nearest.setText(f"Nearest to the point at α = {result.alphas[middle]:.2f}: {name}"
+                                 f"{f' ({digit})' if digit else ''}, distance {distance:.2f} in the Fisher "
+                                 f"space's coordinates, among {self.space.reference_description if self.space else '?'}")
         self.status.setText(f"{sources[0]} → {sources[1]}, {len(result.alphas)} steps")
 
     # -- jobs ----------------------------------------------------------------------------------------------
@@ -378,8 +401,7 @@ class QtFisherView(QWidget):
                 self.make_button.setText("Make it again")
                 self._set_making(self._making)  # a making in progress keeps its buttons
                 if self.slot_a.empty and self.slot_b.empty:
-                    self.load_test_image(self.slot_a, 0)
-                    self.load_test_image(self.slot_b, 1)
+                    self.load_default_pair()
                 self.run()
         elif result.tag == "interpolate":
             name, sources, interpolation = result.value
@@ -394,6 +416,7 @@ class QtFisherView(QWidget):
     def _on_failed(self, tag: str, message: str, details: str) -> None:
         if tag == "space":
             self.space = None
+            self.strips.reset(f"No strips: this checkpoint has no Fisher space yet ({message}).")
             self.space_label.setText(f"{message}. Or make it here:")
             self._set_making(self._making)
             return
@@ -433,9 +456,10 @@ class QtFisherView(QWidget):
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def default_action(self) -> None:
-        """What ``--screenshot --view fisher`` shows: two test images and their three strips."""
-        self.load_test_image(self.slot_a, 0)
-        self.load_test_image(self.slot_b, 1)
+        """What ``--screenshot --view fisher`` shows: two test digits of different classes and their strips."""
+        if not self.load_default_pair():
+            self.load_test_image(self.slot_a, 0)
+            self.load_test_image(self.slot_b, 1)
         self.run()
 
     def _quiesce(self) -> None:
