@@ -125,7 +125,8 @@ def test_switching_to_a_checkpoint_without_a_space_clears_the_strips(make_window
     assert window.context.load("tiny-other")
     assert view.strips.empty and view.result is None
     assert view.strips.nll_labels["fisher"].text() == "" and view.nearest.text() == ""
-    assert all(not view.strips.views[row].image.any() - 40 for row in ("pixel", "fisher"))  # background only
+    for row in ("pixel", "activation", "fisher", "nearest"):  # the background only, no image of the old model
+        assert (np.asarray(view.strips.views[row].image) == 40).all(), row
     wait_for(lambda: "no Fisher decoder" in view.space_label.text())
     assert "no Fisher space yet" in view.strips.caption.text()
 
