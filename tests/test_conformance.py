@@ -178,7 +178,7 @@ def test_the_kit_catches_a_checkpoint_that_only_loads_before_the_first_forward_p
     assert "after a forward pass and a training step, its checkpoint does not load into a freshly built model" in (
         result.message
     )
-    assert "1 unexpected tensor(s) (mask)" in result.message and "not on the first forward pass" in result.message
+    assert "1 tensor(s) the model lacks (mask)" in result.message and "not on the first forward pass" in result.message
     # What fooled the kit before: a model that never ran saves and loads.
     fresh = spec.create(spec.make_config((1, 3, 3), 2))
     save_checkpoint(fresh, tmp_path / "never-ran", {"dataset": "none"})

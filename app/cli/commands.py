@@ -251,7 +251,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = weights_path(Path(args.out)) if args.out else default_output(spec.name, dataset.name, args.ordering and ordering.name)
     resuming = bool(args.resume) and out.exists()
     if not resuming:
-        chosen = _fresh_output(out, explicit=bool(args.out))
+        # Rank 0 alone chooses (and then claims) the output; the others take its choice, since they would see
+        # its lock and refuse.
+        chosen, refusal = None, None
+        if rank == 0:
+            try:
+                chosen = _fresh_output(out, explicit=bool(args.out))
+            except OutputError as exc:
+                refusal = str(exc)
+        if world > 1:
+            import torch.distributed as dist
+
+            box = [str(chosen) if chosen is not None else None, refusal]
+            dist.broadcast_object_list(box, src=0)
+            chosen, refusal = (Path(box[0]) if box[0] else None), box[1]
+        if refusal is not None:
+            raise OutputError(refusal)
         if chosen != out and rank == 0:
             print(f"{out.name} exists and is kept: this run writes {chosen.name} beside it "
                   "(--resume continues the existing one)", file=sys.stderr)

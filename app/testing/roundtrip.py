@@ -44,7 +44,7 @@ def check_roundtrip(spec: ModelSpec, shape: Shape, k: int, hparams: dict | None 
         except CheckpointError as exc:
             message = " ".join(str(exc).split())
             hint = ""
-            if "unexpected" in message or "missing" in message:
+            if "the model lacks" in message or "missing" in message:
                 hint = ": make every parameter and buffer in __init__, not on the first forward pass"
             return CheckResult(
                 "roundtrip", False,

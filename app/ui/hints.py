@@ -32,10 +32,15 @@ def sample_with_ordering_command(checkpoint: str, ordering: str | Path, out: str
     return _command("sample", "--checkpoint", checkpoint, "--ordering", ordering, "--out", out)
 
 
+def open_session_command(path: str | Path) -> str:
+    """Open the app on a saved session file."""
+    return " ".join([PROGRAM, "--session", shlex.quote(str(path))])
+
+
 def train_command(model: str, dataset: str, ordering: str | Path | None = None) -> str:
     """Train a model on a dataset from the command line (with an ordering, for a model built for one)."""
     extra = ("--ordering", ordering) if ordering is not None else ()
     return _command("train", "--model", model, "--dataset", dataset, *extra)
 
 
-__all__ = ["PROGRAM", "download_command", "eval_command", "sample_with_ordering_command", "train_command"]
+__all__ = ["PROGRAM", "download_command", "eval_command", "open_session_command", "sample_with_ordering_command", "train_command"]

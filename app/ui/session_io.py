@@ -24,6 +24,7 @@ from app.core.session_file import (
     resolve_checkpoint,
     save_session,
 )
+from app.ui.hints import open_session_command
 
 if TYPE_CHECKING:
     from app.ui.qt_main_window import QtMainWindow
@@ -73,7 +74,7 @@ def save_to(window: QtMainWindow, path: str | Path) -> bool:
     except SessionError as exc:
         window.context.notify(str(exc), "error", source="session")
         return False
-    window.context.notify(f"saved the session to {path}: open it with ar-explorer --session {path}", "info",
+    window.context.notify(f"saved the session to {path}: open it with {open_session_command(path)}", "info",
                           source="session")
     return True
 

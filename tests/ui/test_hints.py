@@ -47,6 +47,7 @@ def _hint_in(text: str) -> str:
     hints.train_command("gated-pixelcnn", "binarized-mnist"),
     hints.train_command("made", "binarized-mnist", "/tmp/my spiral.json"),
     hints.sample_with_ordering_command("order-agnostic-nade-binarized-mnist", "/tmp/my spiral.json"),
+    hints.open_session_command("/tmp/my lecture.arsession"),
 ])
 def test_every_hint_parses_as_a_command_line(command):
     _parses(command)
@@ -68,6 +69,7 @@ def test_the_saved_ordering_hint_runs_as_shown(make_window, checkpoint_dir, tmp_
     assert main(_arguments(command)) == 0, capsys.readouterr().err
     assert (tmp_path / "samples.png").is_file()
 
+    (tmp_path / "samples.png").unlink()  # the CLI never replaces a file without --force
     window.context.load("small-pixelcnn")  # its ordering is fixed: the hint names a model that takes any
     assert view.save_to(path)
     command = _hint_in(view.validation.text())
