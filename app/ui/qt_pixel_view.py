@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt, Signal
+from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QSizePolicy
 
 from app.ui import theme
@@ -63,6 +64,7 @@ class QtPixelView(pg.GraphicsLayoutWidget):
         self.base_min_size = min_size
         self._scale = 1.0
         self._lines: dict[str, tuple[np.ndarray, str, float]] = {}
+        self._labels: dict[str, list[tuple[pg.TextItem, str]]] = {}
         self.set_scale(theme.current_scale())
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
@@ -75,6 +77,9 @@ class QtPixelView(pg.GraphicsLayoutWidget):
         self.setMinimumSize(size, size)
         for name, (boxes, colour, line) in list(self._lines.items()):
             self.set_boxes(name, boxes, colour, line)
+        for items in self._labels.values():
+            for item, _ in items:
+                item.setFont(self._label_font())
 
     def set_base_min_size(self, size: int) -> None:
         """The least size at 100% (it grows with the scale)."""
@@ -136,6 +141,35 @@ class QtPixelView(pg.GraphicsLayoutWidget):
             if name is None or key == name:
                 marker.setData(x=np.zeros(0), y=np.zeros(0))
                 self._lines.pop(key, None)
+
+    def set_labels(self, name: str, labels: list[tuple[float, float, str, str]]) -> None:
+        """Small text ``(row, col, text, colour)`` on a dark ground, its top-left corner at pixel (row, col);
+        its size follows the projector scale, not the zoom (``name`` keeps several sets apart)."""
+        self.clear_labels(name)
+        items = []
+        for row, col, text, colour in labels:
+            item = pg.TextItem(text, color=colour, anchor=(0, 0), fill=pg.mkBrush(0, 0, 0, 170))
+            item.setFont(self._label_font())
+            item.setPos(col, row)
+            item.setZValue(11)
+            self.view_box.addItem(item)
+            items.append((item, text))
+        self._labels[name] = items
+
+    def clear_labels(self, name: str | None = None) -> None:
+        for key in [k for k in self._labels if name is None or k == name]:
+            for item, _ in self._labels.pop(key):
+                self.view_box.removeItem(item)
+
+    def label_texts(self, name: str) -> list[str]:
+        """The texts of the labels ``name`` on screen, in the order given."""
+        return [text for _, text in self._labels.get(name, [])]
+
+    def _label_font(self) -> QFont:
+        font = QFont(self.font())  # the application font, which carries the projector scale
+        font.setPointSizeF(max(6.0, 0.8 * font.pointSizeF()))
+        font.setBold(True)
+        return font
 
     def scene_point(self, row: float, col: float) -> QPoint:
         """Viewport coordinates of the centre of pixel (row, col), for tests that click like a user."""

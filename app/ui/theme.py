@@ -20,6 +20,7 @@ TEXT = "#e6e9ef"
 MUTED = "#9aa3b2"
 ACCENT = "#4fc3f7"
 WARN = "#ffb74d"
+GOOD = "#81c784"
 ERROR = "#ef5350"
 _BASE_POINT_SIZE = 10.0
 _scale = 1.0  # the projector scale in use, for widgets that size pictures and lines in pixels

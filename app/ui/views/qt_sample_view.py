@@ -14,6 +14,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QMenu, QSplitter, QStackedWidget, QVBoxLayout, QWidget
 
+from app.core.digit_reading import CONFIDENT, can_read, read_digits
 from app.core.sampling import sample_steps
 from app.core.session import LoadedModel
 from app.core.session_file import SamplingSettings, SessionState
@@ -48,6 +49,7 @@ class QtSampleView(PlaybackMixin, QWidget):
         self._rate = float("nan")
         self._pending_run: tuple[str, int] | None = None  # a session's run, started when the tab is shown
         self._build()
+        self._clear_digits()
         self._actions = self._build_actions()
         self.timer = QTimer(self)
         self.timer.setInterval(REPAINT_MS)
@@ -68,6 +70,9 @@ class QtSampleView(PlaybackMixin, QWidget):
         self.pixel_label.setWordWrap(True)
         self.status = QLabel()
         self.status.setWordWrap(True)
+        self.digits = QLabel()  # what the digit classifier reads in finished samples
+        self.digits.setWordWrap(True)
+        self.digits.setAccessibleName("digits read")
         self.controls = QtSampleControls()
         c = self.controls
         c.play_pause.connect(self.play_pause)
@@ -99,6 +104,7 @@ class QtSampleView(PlaybackMixin, QWidget):
         splitter.setStretchFactor(1, 2)
         middle = QVBoxLayout()
         middle.addWidget(splitter, 1)
+        middle.addWidget(self.digits)
         middle.addWidget(self.status)
         layout = QHBoxLayout(self)
         layout.addLayout(middle, 1)
@@ -144,6 +150,7 @@ class QtSampleView(PlaybackMixin, QWidget):
         self.frame = None
         self.worker = None
         self.controls.set_model(loaded.model if loaded is not None else None)
+        self._clear_digits()
         self.plot.clear_data("")
         if loaded is None:
             self.pixel_label.setText("Open a checkpoint to sample from it.")
@@ -181,6 +188,7 @@ class QtSampleView(PlaybackMixin, QWidget):
         self.stop()
         c = self.controls
         model, n = loaded.model, c.count_value
+        self._clear_digits()
         try:
             cond = self._condition(loaded, n)
         except Exception as exc:  # noqa: BLE001
@@ -212,10 +220,14 @@ class QtSampleView(PlaybackMixin, QWidget):
         if spec is None:
             return None
         if spec.kind == "class":
-            return self.context.session.condition(loaded.model, n, label=self.controls.label_value or 0)
+            label = self.controls.label_value or 0
+            self._expected = (np.full(n, label), f"the label asked for, {label}")
+            return self.context.session.condition(loaded.model, n, label=label)
         from app.ui.example_images import example_images
 
         examples = example_images(self.context.session, loaded, n, self.controls.seed_value)
+        if examples.labels is not None:
+            self._expected = (np.asarray(examples.labels)[:n], "the digit of its condition")
         return self.context.session.condition(loaded.model, n, image=examples.images)
 
     def step_row(self) -> None:
@@ -285,11 +297,52 @@ class QtSampleView(PlaybackMixin, QWidget):
         else:
             self.grid.set_rgb(tile_rgb(step.image, model.num_values, self.layout_grid, frame.drawn, rank))
             self._mark(step.positions, n, step.done)
+        if step.done and self._labelled is not self.worker and not isinstance(self.worker, SamplerPair):
+            self._labelled = self.worker
+            self._read_digits(step.image)
         if step.done and frame.nll is not None:
             self._plot_nll(frame.nll)
         else:
             self._plot(step)
         self._status(step)
+
+    # -- the digit classifier ------------------------------------------------------------------------------
+    def _clear_digits(self) -> None:
+        self._expected: tuple[np.ndarray, str] | None = None
+        self._labelled = None
+        self.grid.clear_labels()
+        self.digits.setText("")
+
+    def _read_digits(self, images: np.ndarray) -> None:
+        """Label each finished sample with the digit the shipped classifier reads in it (MNIST models only)."""
+        loaded = self.loaded
+        dataset = loaded.dataset.name if loaded.dataset is not None else loaded.info.meta.get("dataset")
+        if not can_read(tuple(loaded.model.shape), dataset):
+            return
+        expected, meaning = self._expected if self._expected is not None else (None, "")
+        try:
+            reading = read_digits(images, loaded.model.num_values, expected)
+        except Exception as exc:  # noqa: BLE001 - a label is a help, never a reason to stop the view
+            self.digits.setText(f"The digit classifier could not read these samples: {exc}")
+            return
+        if reading is None:
+            return
+        result, labels = reading.classification, []
+        for i, (digit, p) in enumerate(zip(result.labels, result.confidence, strict=True)):
+            row, col = self.layout_grid.origin(i)
+            if reading.expected is not None:
+                colour = theme.GOOD if digit == reading.expected[i] else theme.WARN
+            else:
+                colour = "#ffffff" if p >= CONFIDENT else "#9e9e9e"
+            labels.append((row, col, f"{digit} {100 * p:.0f}%", colour))
+        self.grid.set_labels("digits", labels)
+        n = len(result.labels)
+        who = f"Digit classifier ({reading.accuracy_note})" if reading.accuracy_note else "Digit classifier"
+        parts = [f"{who}, in each image's corner: the digit it reads and how sure it is."]
+        if reading.agree is not None:
+            parts.append(f"{reading.agree} of {n} read as {meaning} (green; orange: another digit).")
+        parts.append(f"{reading.confident} of {n} read with probability ≥ {CONFIDENT}.")
+        self.digits.setText(" ".join(parts))
 
     def _mark(self, positions: np.ndarray, n: int, done: bool) -> None:
         if done:
