@@ -70,13 +70,23 @@ class MADE(ARModel):
         # output sees every dimension before it, whatever the hidden units' degrees. Without them an ordering
         # whose first steps are blank pixels (raster: five empty rows) leaves the hidden units of low degree
         # nothing to see, and MADE's NLL depends on the ordering by up to 10 nats.
-        self.direct = None
+        # Only the weights the mask allows are parameters (about half of a D x D matrix): the checkpoint holds
+        # no zeros, and the dense matrix is rebuilt from them at each call.
+        self.direct_weight: nn.Parameter | None = None
         if hp.get("direct", False):
             out_deg = np.repeat(in_degree, self.out_params)
-            mask = torch.as_tensor((out_deg[:, None] > in_degree[None, :]).astype(np.float32))
-            self.direct = MaskedLinear(d, d * self.out_params, mask[None])
-            nn.init.zeros_(self.direct.weight)
-            nn.init.zeros_(self.direct.bias)
+            rows, cols = np.nonzero(out_deg[:, None] > in_degree[None, :])
+            self.register_buffer("direct_rows", torch.as_tensor(rows), persistent=False)
+            self.register_buffer("direct_cols", torch.as_tensor(cols), persistent=False)
+            self.direct_weight = nn.Parameter(torch.zeros(len(rows)))
+            self.direct_bias = nn.Parameter(torch.zeros(d * self.out_params))
+
+    def _direct(self, inputs: Tensor) -> Tensor:
+        """The direct connections: a lower-triangular (in the ordering) linear map from inputs to outputs."""
+        d_out = self.direct_bias.shape[0]
+        weight = inputs.new_zeros(d_out, inputs.shape[1]).index_put((self.direct_rows, self.direct_cols),
+                                                                   self.direct_weight.to(inputs.dtype))
+        return F.linear(inputs, weight, self.direct_bias.to(inputs.dtype))
 
     def _log_probs_one(self, x: Tensor, mask_index: int) -> Tensor:
         """``(B, D, K)`` log-probabilities of every value of every dimension under one mask."""
@@ -86,8 +96,8 @@ class MADE(ARModel):
             h = layer(h, mask_index)
             if i < len(self.layers) - 1:
                 h = F.relu(h)
-        if self.direct is not None:
-            h = h + self.direct(inputs, 0)
+        if self.direct_weight is not None:
+            h = h + self._direct(inputs)
         h = h.reshape(b, -1, self.out_params)
         if self.out_params == 1:
             return torch.cat([F.logsigmoid(-h), F.logsigmoid(h)], dim=-1)
