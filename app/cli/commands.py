@@ -481,27 +481,41 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     from app.core.images import load_image
-    from app.core.scoring import percentile_rank, score
+    from app.core.scoring import bits_per_dim, ensemble_nll, percentile_rank, random_orderings, score
 
     session = _session(args)
     loaded = session.load(args.checkpoint)
     model = loaded.model
+    if args.ensemble and (args.ordering or args.per_pixel):
+        raise ARExplorerError("--ensemble is a mixture over its own orderings: it takes no --ordering and has no "
+                              "--per-pixel map")
+    if args.ensemble and model.spec.orderings != "any":
+        raise ARExplorerError(f"--ensemble needs a model that takes any ordering at run time; {loaded.name} "
+                              f"({model.spec.title}) has one")
     ordering = session.ordering(args.ordering, model, args.seed)
-    quantiles = loaded.info.meta.get("test_nll_quantiles")
+    members = random_orderings(args.ensemble, model.config.height, model.config.width, session.registry)
+    # The recorded test quantiles are those of the model's own ordering: an ensemble is not ranked against them.
+    quantiles = None if members else loaded.info.meta.get("test_nll_quantiles")
     results = []
     for path in args.images:
         converted = load_image(path, tuple(model.shape), model.num_values, invert=args.invert)
         cond = session.condition(model, 1, args.label, _load_condition_image(args.condition, loaded))
-        result = score(model, converted.values[None], cond, ordering)
+        if members:
+            nats = float(ensemble_nll(model, converted.values[None], members, cond)[0])
+            nll, bpd = nats, float(bits_per_dim(nats, int(np.prod(model.shape))))
+        else:
+            result = score(model, converted.values[None], cond, ordering)
+            nll, bpd = float(result.nll_nats[0]), float(result.bits_per_dim[0])
         entry: dict[str, Any] = {
             "image": str(path),
             "checkpoint": loaded.name,
             "model": model.spec.name,
             "dataset": loaded.info.meta.get("dataset"),
             "binarization": loaded.info.meta.get("binarization"),
-            "ordering": ordering.name if ordering else model.ordering.name,
-            "nll_nats": float(result.nll_nats[0]),
-            "bits_per_dim": float(result.bits_per_dim[0]),
+            "ordering": (f"an ensemble of {args.ensemble} random orderings (seeds 0-{args.ensemble - 1})" if members
+                         else ordering.name if ordering else model.ordering.name),
+            "nll_nats": nll,
+            "bits_per_dim": bpd,
             "conversion": converted.notes,
         }
         if quantiles:
@@ -512,7 +526,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         if not args.json:
             pct = f", more surprising than {entry['test_percentile']:.0f}% of test images" if quantiles else ""
             print(f"{path}: {entry['nll_nats']:.2f} nats/image, {entry['bits_per_dim']:.4f} bits/dim under "
-                  f"{loaded.name} [{entry['binarization']}]{pct}")
+                  f"{loaded.name} [{entry['binarization']}]{pct}"
+                  + (f", {entry['ordering']}" if members else ""))
             print(f"  converted: {converted.describe()}")
     if args.json:
         _print_json(results if len(results) != 1 else results[0])
@@ -525,15 +540,20 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     session = _session(args)
     loaded = session.load(args.checkpoint)
+    if args.ensemble and args.ordering:
+        raise ARExplorerError("--ensemble draws its own orderings: give --ensemble or --ordering, not both")
+    if args.ensemble and loaded.model.spec.orderings != "any":
+        raise ARExplorerError(f"--ensemble needs a model that takes any ordering at run time; {loaded.name} "
+                              f"({loaded.model.spec.title}) has one")
     ordering = session.ordering(args.ordering, loaded.model, args.seed)
     stats = session.evaluate(loaded, args.dataset, args.split, args.limit, ordering, record=not args.no_record,
-                             subset=args.subset)
+                             subset=args.subset, ensemble=args.ensemble)
     stats["checkpoint"] = loaded.name
     if args.json:
         _print_json(stats)
     else:
-        print(f"{loaded.name} on {stats['dataset']} {stats['split']} [{stats['binarization']}], ordering "
-              f"{stats['ordering']}: {stats['nll_nats']:.2f} ± {stats['nll_nats_stderr']:.2f} nats/image, "
+        under = stats["ordering"] if args.ensemble else f"ordering {stats['ordering']}"
+        print(f"{loaded.name} on {stats['dataset']} {stats['split']} [{stats['binarization']}], {under}: {stats['nll_nats']:.2f} ± {stats['nll_nats_stderr']:.2f} nats/image, "
               f"{stats['bits_per_dim']:.4f} ± {stats['bits_per_dim_stderr']:.4f} bits/dim ({stats['images']} "
               f"{stats['num_images']} images)")
     if stats.get("record_error"):
@@ -619,6 +639,8 @@ def register(sub: argparse._SubParsersAction, add_common) -> None:
     opt.add_seed(p, "seed of a random ordering")
     p.add_argument("--json", action="store_true")
     p.add_argument("--per-pixel", action="store_true", help="add per_pixel_nll: H x W of -log p(x_i | x_<i) in nats")
+    p.add_argument("--ensemble", type=opt.whole(0, 1024), default=0, metavar="K",
+                   help="the mixture over K seeded random orderings, for models that take any ordering")
     p.add_argument("--invert", choices=("auto", "yes", "no"), default="auto")
     p.add_argument("--label", type=opt.label, default=None)
     p.add_argument("--condition", default=None)
@@ -636,4 +658,7 @@ def register(sub: argparse._SubParsersAction, add_common) -> None:
     opt.add_seed(p, "seed of a random ordering")
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-record", action="store_true", help="do not write the result into the checkpoint's record")
+    p.add_argument("--ensemble", type=opt.whole(0, 1024), default=0, metavar="K",
+                   help="the mixture over K seeded random orderings, for models that take any ordering "
+                        "(never recorded)")
     p.set_defaults(handler=cmd_eval)

@@ -69,6 +69,36 @@ def score(
     return ScoreResult(per_dim, total, bits_per_dim(total, int(np.prod(model.shape))))
 
 
+def ensemble_nll(
+    model: ARModel,
+    x: Tensor | np.ndarray,
+    orderings: list[Ordering],
+    cond: Tensor | None = None,
+    batch_size: int = 512,
+) -> np.ndarray:
+    """NLL in nats per image of the ensemble over ``orderings`` of a model that takes any ordering:
+    ``-log (1/K) sum_k p(x | ordering k)``, by log-sum-exp (exact, and stable however far apart the K are).
+
+    An ensemble is a mixture, not an autoregressive model in one ordering, so it has no per-pixel map.
+    """
+    if not orderings:
+        raise ModelError("an ensemble needs at least one ordering")
+    if model.spec is not None and model.spec.orderings != "any":
+        raise ModelError(f"{model.spec.title} has one ordering; an ensemble over orderings needs a model that "
+                         "takes any ordering at run time")
+    totals = np.stack([score(model, x, cond, o, batch_size).nll_nats for o in orderings])  # (K, B)
+    logp = torch.as_tensor(-totals, dtype=torch.float64)
+    return -(torch.logsumexp(logp, dim=0) - math.log(len(orderings))).numpy()
+
+
+def random_orderings(k: int, height: int, width: int, registry=None) -> list[Ordering]:
+    """``k`` seeded random orderings (seeds 0 .. k-1), the ensemble members of EoNADE."""
+    from app.core.registry import get_registry
+
+    registry = registry or get_registry()
+    return [registry.ordering("random", height, width, seed) for seed in range(k)]
+
+
 @dataclass
 class Conditional:
     """The conditional distribution of one dimension given the image: what the inspector shows."""

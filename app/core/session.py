@@ -162,12 +162,14 @@ class Session:
         record: bool = True,
         subset: int = 0,
         should_stop: Callable[[], bool] | None = None,
+        ensemble: int = 0,
     ) -> dict:
         """Mean NLL with its standard error; on the checkpoint's own full test set, record it in its record
         (``"recorded"``; where the files cannot be written, ``"record_error"`` says why).
 
         ``limit`` takes the first images of the split; ``subset`` a seeded random sample of that many (the
-        binarized MNIST test set is sorted by digit, so its first images are all zeros).
+        binarized MNIST test set is sorted by digit, so its first images are all zeros). ``ensemble`` K > 0
+        measures the mixture over K seeded random orderings (a model that takes any ordering), never recorded.
         """
         spec = self.dataset(dataset) if dataset else loaded.dataset
         if spec is None:
@@ -190,22 +192,31 @@ class Session:
             x = torch.as_tensor(data.images, dtype=torch.float32)
             labels = torch.as_tensor(data.labels) if data.labels is not None else None
             cond = derive_condition(model.config.condition, x, labels, model.num_values)
-        from app.core.scoring import score
+        from app.core.scoring import ensemble_nll, random_orderings, score
+
+        members = random_orderings(ensemble, model.config.height, model.config.width, self.registry) if ensemble else []
+
+        def measure(images, part):
+            if members:
+                return ensemble_nll(model, images, members, part)
+            return score(model, images, part, ordering).nll_nats
 
         if should_stop is None:
-            nats = score(model, data.images, cond, ordering).nll_nats
+            nats = measure(data.images, cond)
         else:  # in chunks, so that a stop request is heard between two of them
             chunks = []
             for start in range(0, len(data.images), EVAL_CHUNK):
                 if should_stop():
                     raise Cancelled("the evaluation was stopped before its end; nothing was recorded")
                 part = None if cond is None else cond[start:start + EVAL_CHUNK]
-                chunks.append(score(model, data.images[start:start + EVAL_CHUNK], part, ordering).nll_nats)
+                chunks.append(measure(data.images[start:start + EVAL_CHUNK], part))
             nats = np.concatenate(chunks)
         stats = _stats(nats, int(np.prod(model.shape)))
         stats.update({"dataset": spec.name, "binarization": spec.binarization, "split": split, "images": selection,
                       "ordering": ordering.name if ordering is not None else model.ordering.name})
-        if record and split == "test" and not limit and not subset and spec.name == loaded.info.meta.get("dataset") and ordering is None:
+        if members:
+            stats["ordering"] = f"an ensemble of {ensemble} random orderings (seeds 0-{ensemble - 1})"
+        if record and not members and split == "test" and not limit and not subset and spec.name == loaded.info.meta.get("dataset") and ordering is None:
             quantiles = np.quantile(nats, np.linspace(0, 1, 101)).tolist()
             try:
                 loaded.info = update_metadata(loaded.info, {
