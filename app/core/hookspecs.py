@@ -31,3 +31,8 @@ def ar_explorer_orderings():
 @hookspec
 def ar_explorer_checkpoint_dirs():
     """Return a list of folders (str or Path) holding checkpoints (NAME.safetensors + NAME.json) this plugin ships."""
+
+
+@hookspec
+def ar_explorer_demos():
+    """Return a list of DemoSpec: the 1-D / 2-D demos (a toy model trained live on toy data) this plugin provides."""

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from app.core.errors import ARExplorerError, ModelError, OrderingError
 from app.core.likelihoods import Likelihood
 from app.core.orderings import Ordering, raster
+from app.core.stages import PriorStage, Stage, StageSources, whole_image_stage
 
 if TYPE_CHECKING:
     from app.core.sampling import Sampler
@@ -386,6 +387,22 @@ class ARModel(nn.Module):
         return [
             np.array([c * hw + int(p)], dtype=np.int64) for p in ordering.flat for c in range(self.config.channels)
         ]
+
+    def sampling_stages(self) -> list[Stage]:
+        """The stages of :meth:`sampling_plan` that the Stages view shows side by side, in order.
+
+        Their ``network_calls`` add up to the number of steps of the plan. The default is one stage, the
+        whole image; a multiscale model returns its base grid and every finer grid (each with its stride).
+        """
+        return [whole_image_stage(self)]
+
+    def prior_stage(self, sources: StageSources) -> PriorStage | None:
+        """The model that draws this model's condition before it (a hierarchy's grey stage), or None.
+
+        Found among ``sources.checkpoints`` and loaded with ``sources.load``; raise :class:`ModelError`
+        with what to train when the model needs one and there is none.
+        """
+        return None
 
     def make_sampler(
         self,

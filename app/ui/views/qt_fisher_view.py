@@ -55,7 +55,7 @@ CHANGE_DELAY_MS = 300
 
 
 def _user_dir() -> Path:
-    from plugins.checkpoints import user_checkpoint_dir
+    from app.core.checkpoints import user_checkpoint_dir
 
     return user_checkpoint_dir()
 

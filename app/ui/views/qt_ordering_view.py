@@ -550,7 +550,7 @@ class QtOrderingView(QWidget):
         loaded, ordering = self.loaded, self.editor.usable()
         if loaded is None or ordering is None or self._training or self.training.running:
             return
-        from plugins.checkpoints import user_checkpoint_dir
+        from app.core.checkpoints import user_checkpoint_dir
 
         folder = user_checkpoint_dir()
         folder.mkdir(parents=True, exist_ok=True)

@@ -315,14 +315,14 @@ class QtTrainView(QWidget):
             self._refresh_state()
 
     def _destination_text(self) -> str:
-        from plugins.checkpoints import user_checkpoint_dir
+        from app.core.checkpoints import user_checkpoint_dir
 
         return (f"The best checkpoint by validation NLL goes to {self.output_dir or user_checkpoint_dir()} and joins the checkpoint list; "
                 "shipped checkpoints are never written over.")
 
     def make_plan(self) -> TrainPlan:
         """The plan the form describes (raises :class:`ARExplorerError` with the reason when it cannot run)."""
-        from plugins.checkpoints import user_checkpoint_dir
+        from app.core.checkpoints import user_checkpoint_dir
 
         problem = self._problem()
         if problem is not None:
