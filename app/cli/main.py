@@ -99,7 +99,8 @@ GuiLauncher = Callable[[argparse.Namespace], int]
 
 
 def main(argv: Sequence[str] | None = None, gui: GuiLauncher | None = None) -> int:
-    """Run a command; with none, start the desktop app through ``gui`` (see :mod:`app.main`)."""
+    """Run a command; with none, start the desktop app through ``gui``, which :mod:`app.main` passes (without
+    it, no command is an error: the CLI cannot reach the UI)."""
     parser = build_parser()
     argv = session_shorthand(list(sys.argv[1:] if argv is None else argv), _command_names(parser))
     try:
@@ -111,7 +112,10 @@ def main(argv: Sequence[str] | None = None, gui: GuiLauncher | None = None) -> i
     try:
         if handler is None:
             if gui is None:
-                from app.main import launch_gui as gui
+                # The CLI never imports the UI: only the entry point above both (app.main) can open the app.
+                print("error: no command given; the desktop app opens from the ar-explorer command (app.main), "
+                      "and the commands are listed by ar-explorer --help", file=sys.stderr)
+                return EXIT_ERROR
             return int(gui(args) or 0)
         with _terminate_cleanly():
             return int(handler(args) or 0)
