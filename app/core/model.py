@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -30,10 +30,8 @@ from torch import Tensor, nn
 from app.core.errors import ARExplorerError, ModelError, OrderingError
 from app.core.likelihoods import Likelihood
 from app.core.orderings import Ordering, raster
+from app.core.samplers import NaiveSampler, OwnSampler, Sampler
 from app.core.stages import PriorStage, Stage, StageSources, whole_image_stage
-
-if TYPE_CHECKING:
-    from app.core.sampling import Sampler
 
 OrderingCapability = Literal["fixed", "build", "any"]
 
@@ -414,8 +412,6 @@ class ARModel(nn.Module):
         """An incremental sampler over the canvas ``x`` (modified in place). ``naive`` always works; ``own``
         wraps :meth:`own_sample` where the spec declares it. Models with faster samplers override this and
         fall back to it for the modes they do not handle."""
-        from app.core.sampling import NaiveSampler, OwnSampler
-
         if mode not in ("naive", "auto") and mode not in self.spec.sampler_modes:
             modes = ", ".join(("naive", *self.spec.sampler_modes))
             raise ModelError(f"{self._title()} has no {mode!r} sampler (it has: {modes})")
