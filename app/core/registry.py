@@ -34,6 +34,7 @@ import pluggy
 from app.core import hookspecs
 from app.core.datasets import DatasetSpec
 from app.core.errors import PluginError
+from app.core.extensions import CommandSpec, ViewSpec
 from app.core.model import ModelSpec
 from app.core.orderings import PRESETS, Ordering
 from app.core.toy_demos import DemoSpec
@@ -62,6 +63,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.colour_datasets",
     "plugins.multiscale",
     "plugins.datasets_56",
+    "plugins.views",
+    "plugins.commands",
 )
 
 
@@ -152,6 +155,8 @@ _HOOKS: dict[str, tuple[str, type | tuple[type, ...]]] = {
     "ar_explorer_orderings": ("orderings", OrderingSpec),
     "ar_explorer_checkpoint_dirs": ("checkpoint_dirs", (str, Path)),
     "ar_explorer_demos": ("demos", DemoSpec),
+    "ar_explorer_views": ("views", ViewSpec),
+    "ar_explorer_commands": ("commands", CommandSpec),
 }
 
 
@@ -191,6 +196,8 @@ class Registry:
         self.orderings: dict[str, OrderingSpec] = {}
         self.checkpoint_dirs: list[Path] = []
         self.demos: dict[str, DemoSpec] = {}
+        self.views: dict[str, ViewSpec] = {}
+        self.commands: dict[str, CommandSpec] = {}
         self._owner: dict[tuple[str, str], str] = {}
         if load_entry_points:
             self._load_entry_points()
@@ -302,6 +309,8 @@ class Registry:
         self.orderings.clear()
         self.checkpoint_dirs.clear()
         self.demos.clear()
+        self.views.clear()
+        self.commands.clear()
         self._owner.clear()
         for status in self.statuses.values():
             status.provides = {}
