@@ -42,6 +42,7 @@ from app.core.toy_demos import (
 from app.ui import theme
 from app.ui.context import AppContext
 from app.ui.views.qt_toy_plots import QtDensityImages, QtDensityPlot1D, QtNllCurves
+from app.ui.views.worker_owner import WorkerOwner
 from app.ui.workers import JobResult, JobWorker
 
 REPAINT_MS = 33  # 30 Hz
@@ -57,7 +58,7 @@ def nll_text(nats: float | None, dims: int) -> str:
     return f"{nats:.2f} nats ({nats / (dims * math.log(2)):.2f} bits/dim)"
 
 
-class QtToyView(QWidget):
+class QtToyView(WorkerOwner, QWidget):
     """The demos tab. ``frames`` holds every frame of the current run; ``frame`` the one on screen."""
 
     def __init__(self, context: AppContext, parent=None) -> None:
@@ -74,6 +75,8 @@ class QtToyView(QWidget):
         self.timer = QTimer(self)
         self.timer.setInterval(REPAINT_MS)
         self.timer.timeout.connect(self._repaint)
+        self.own_timers(self.timer)
+        self.own_workers(self.worker)
         self.set_scale(context.scale)
         if self.demos:
             self.choose(self.demos[0].name)
@@ -277,9 +280,8 @@ class QtToyView(QWidget):
         self._repaint()
 
     def shutdown(self) -> None:
-        self._stop.set()
-        self.timer.stop()
-        self.worker.stop_and_wait()
+        self._stop.set()  # a new event per run: set by name, then the owned timer and worker
+        super().shutdown()
 
     def default_action(self) -> None:
         """What ``--screenshot --view toy`` shows: the checkpoint's own fit when one of the demos' checkpoints is
