@@ -45,10 +45,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def measure(args: argparse.Namespace) -> dict:
+    from app.core.checkpoints import user_checkpoint_dir
     from app.core.fisher import FisherSpace, different_class_pairs, final_event, load_space_for, read_labels
     from app.core.fisher.benchmark import measure_pairs_steps
     from app.core.session import Session
-    from plugins.checkpoints import user_checkpoint_dir
 
     if args.pairs < 1 or not 3 <= args.steps <= 32:
         raise ARExplorerError("--pairs must be at least 1 and --steps between 3 and 32")

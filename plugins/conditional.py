@@ -20,7 +20,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from app.core import hookimpl
-from app.core.conditions import derive_condition
 from app.core.model import ConditionSpec, ModelConfig, ModelSpec
 from plugins.gated_pixelcnn import GatedPixelCNN
 
@@ -61,16 +60,6 @@ class ImageConditionEncoder(nn.Module):
         if tuple(hidden.shape[-2:]) != tuple(size):
             hidden = F.interpolate(hidden, size=size, mode="nearest")
         return F.relu(self.high(hidden))
-
-
-def condition_error(spec: ConditionSpec, images: Tensor, cond: Tensor, num_values: int) -> Tensor:
-    """``(N,)``: how far each image's own condition is from ``cond``, as a mean absolute difference of values.
-
-    For the super-resolution condition: the mean number of on-pixels per 4x4 block by which a sample,
-    downsampled again, misses the 7x7 image it was drawn from.
-    """
-    derived = derive_condition(spec, images.float(), None, num_values)
-    return (derived - cond.to(derived).expand_as(derived)).abs().flatten(1).mean(1)
 
 
 def condition_channels(spec: ConditionSpec) -> int:

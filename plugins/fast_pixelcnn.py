@@ -86,7 +86,11 @@ class CachedProgram:
     Subclasses build their caches and implement :meth:`compute` (the conditionals at the current step),
     :meth:`row_update` (work done once per image row) and :meth:`_write_input` (the input caches of a drawn
     value). ``self.step`` is the current step, a one-element long tensor on the device.
+    ``spatial_conditions``: whether a subclass of the family that defines ``condition_features`` (a condition
+    given as features at every position) may still run on this program.
     """
+
+    spatial_conditions = False
 
     def __init__(self, model: ARModel, batch: int, canvas: Tensor | None = None) -> None:
         # A weak reference: programs kept with a model (see shared_program) must not keep it alive.
@@ -293,6 +297,8 @@ class GatedPixelCNNProgram(CachedProgram):
     the biases, in ``row_bias[l]``. ``rows[l]`` holds the horizontal stack's input of layer l on the current row.
     """
 
+    spatial_conditions = True
+
     def __init__(self, model: ARModel, batch: int, canvas: Tensor | None = None) -> None:
         super().__init__(model, batch, canvas)
         if self.channels != 1:
@@ -440,17 +446,31 @@ def _refill(old: Tensor, new: Tensor) -> Tensor:
     return new.contiguous().clone()
 
 
+#: The families the cached programs know, each a model class and the program that runs it, in the order they
+#: registered. Each family's own module registers it (:func:`register_family`), so that this engine never
+#: imports the models it serves.
+_FAMILIES: list[tuple[type[ARModel], type[CachedProgram]]] = []
+
+
+def register_family(family: type[ARModel], program: type[CachedProgram]) -> None:
+    """Run the models of ``family`` (and its subclasses that keep its forward pass) with ``program``."""
+    if all(known is not family for known, _ in _FAMILIES):
+        _FAMILIES.append((family, program))
+
+
+def _family_of(model: ARModel) -> tuple[type[ARModel], type[CachedProgram]] | None:
+    # The most derived family first, should one family subclass another.
+    matches = [(family, program) for family, program in _FAMILIES if isinstance(model, family)]
+    return max(matches, key=lambda match: len(match[0].__mro__), default=None)
+
+
 def build_program(model: ARModel, batch: int, canvas: Tensor | None = None) -> CachedProgram:
     """The cached program of a PixelCNN or Gated PixelCNN for ``batch`` images (on ``canvas``, if given)."""
-    from plugins.gated_pixelcnn import GatedPixelCNN
-    from plugins.pixelcnn import PixelCNN
-
+    found = _family_of(model)
+    if found is None:
+        raise ModelError(f"no cached sampler for {type(model).__name__}")
     with torch.inference_mode(False), torch.no_grad():
-        if isinstance(model, GatedPixelCNN):
-            return GatedPixelCNNProgram(model, batch, canvas)
-        if isinstance(model, PixelCNN):
-            return PixelCNNProgram(model, batch, canvas)
-    raise ModelError(f"no cached sampler for {type(model).__name__}")
+        return found[1](model, batch, canvas)
 
 
 def supports_cached(model: ARModel) -> bool:
@@ -461,14 +481,12 @@ def supports_cached(model: ARModel) -> bool:
     promise that its forward pass is the Gated PixelCNN's given those features as the condition (each layer's
     ``class_bias`` maps them to a bias, per image or per position: an image condition, super-resolution).
     """
-    from plugins.gated_pixelcnn import GatedPixelCNN
-    from plugins.pixelcnn import PixelCNN
-
-    for family in (GatedPixelCNN, PixelCNN):
-        if isinstance(model, family):
-            spatial = family is GatedPixelCNN and callable(getattr(model, "condition_features", None))
-            return type(model).forward is family.forward or spatial
-    return False
+    found = _family_of(model)
+    if found is None:
+        return False
+    family, program = found
+    spatial = program.spatial_conditions and callable(getattr(model, "condition_features", None))
+    return type(model).forward is family.forward or spatial
 
 
 # -- engines: how the per-row update is run ----------------------------------------------------------------------

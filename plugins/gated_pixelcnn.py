@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from app.core import hookimpl
 from app.core.model import ARModel, ModelConfig, ModelSpec
+from plugins.fast_pixelcnn import GatedPixelCNNProgram, make_cached_sampler, register_family
 from plugins.layers import ClassBias, DownConv, RightConv, gate, shift_down, shift_right
 from plugins.pixelcnn import likelihood_for
 
@@ -81,11 +82,11 @@ class GatedPixelCNN(ARModel):
     def make_sampler(self, x: Tensor, cond: Tensor | None = None, ordering=None, mode: str = "naive"):
         """``cached``: fast sampling by caching activations (:mod:`plugins.fast_pixelcnn`)."""
         if mode == "cached":
-            from plugins.fast_pixelcnn import make_cached_sampler
-
             return make_cached_sampler(self, x, cond, ordering)
         return super().make_sampler(x, cond, ordering, mode)
 
+
+register_family(GatedPixelCNN, GatedPixelCNNProgram)
 
 SPEC = ModelSpec(
     name="gated-pixelcnn",

@@ -41,7 +41,9 @@ from app.core.errors import ModelError
 from app.core.likelihoods import Categorical
 from app.core.model import ARModel, ConditionSpec, ModelConfig, ModelSpec, differentiable_one_hot
 from app.core.sampling import SampleStep, sample_steps
+from app.core.sampling_stages import mode_for_stage
 from app.core.scoring import bits_per_dim, score
+from app.core.stages import PriorStage, Stage, StageSources, whole_image_stage
 from plugins.colour_datasets import GREY_CONDITION, GREY_STAGE_DATASET
 from plugins.conditional import ImageConditionEncoder, condition_channels
 from plugins.pixelcnn import PixelCNN
@@ -99,6 +101,22 @@ class ColourGivenGreyPixelCNN(PixelCNN):
         logits = super().forward(x, features)
         allowed = self.allowed_values(x, cond)
         return logits + (1.0 - allowed).to(logits.dtype) * IMPOSSIBLE
+
+    def sampling_stages(self) -> list[Stage]:
+        return [whole_image_stage(self, "colour stage", "colour given the whole grey image: R, G, B of each pixel in turn")]
+
+    def prior_stage(self, sources: StageSources) -> PriorStage:
+        """The grey stage: the best unconditional checkpoint trained on the grey images of this one's data."""
+        if sources.info is None:
+            raise ModelError(f"{self.spec.title} is no saved checkpoint, so it has no grey stage to find")
+        info = find_grey_stage(sources.checkpoints, sources.info)
+        grey = sources.load(str(info.weights))
+        GrayscaleHierarchy(grey, self)  # refuses a grey stage of another size or number of values
+        stage = whole_image_stage(grey, "grey stage", f"{grey.spec.title}: the binary grey image, one pixel per "
+                                  "network call")
+        return PriorStage(grey, (stage,), "Condition: the grey image",
+                          f"drawn first by {grey.spec.title}, then coloured: no colour image can disagree with its "
+                          "grey image.")
 
     def allowed_values(self, x: Tensor, cond: Tensor) -> Tensor:
         """``(B, C, H, W, K)``: 1 for the values that can still reach the grey level given at each pixel.
@@ -212,7 +230,7 @@ class GrayscaleHierarchy:
         """Sample the grey stage to the end, then the colour stage given it: every step of both."""
         grey_image: np.ndarray | None = None
         calls = 0
-        grey_mode, colour_mode = _mode_for(self.grey, mode), _mode_for(self.colour, mode)
+        grey_mode, colour_mode = mode_for_stage(self.grey, mode), mode_for_stage(self.colour, mode)
         for step in sample_steps(self.grey, n, every=every, seed=seed, temperature=temperature, mode=grey_mode):
             yield StageStep("grey", step, None, step.network_calls)
             if step.done:
@@ -254,11 +272,6 @@ class GrayscaleHierarchy:
             "bits_per_dim": float(bits_per_dim(float(total.mean()), self.num_dims)),
             "num_images": n,
         }
-
-
-def _mode_for(model: ARModel, mode: str) -> str:
-    """``mode`` where the stage's model has it, else its own default: the two stages may offer different ones."""
-    return mode if mode in ("naive", "auto") or mode in model.spec.sampler_modes else "auto"
 
 
 def grey_stage_dataset(colour_dataset: str) -> str | None:

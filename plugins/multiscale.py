@@ -28,6 +28,7 @@ from app.core.errors import ModelError
 from app.core.model import ARModel, ModelConfig, ModelSpec
 from app.core.orderings import Ordering
 from app.core.sampling import Sampler
+from app.core.stages import Stage
 from plugins.layers import MaskedConv2d
 from plugins.pixelcnn import likelihood_for
 
@@ -174,6 +175,22 @@ class MultiscalePixelCNN(ARModel):
     def sampling_plan(self, ordering: Ordering | None = None) -> list[np.ndarray]:
         self.resolve_ordering(ordering)
         return [group.copy() for group in self.plan]
+
+    def sampling_stages(self) -> list[Stage]:
+        """The base grid pixel by pixel, then every finer grid in three calls of many pixels each."""
+        _, h, w = self.shape
+        stride = self.stride(0)
+        bh, bw = h // stride, w // stride
+        stages = [Stage(f"{bh}x{bw} base grid", "a PixelCNN, one pixel per network call", (1, bh, bw),
+                        self.num_values, bh * bw, bh * bw, stride)]
+        for level in range(1, self.levels + 1):
+            s = self.stride(level)
+            gh, gw = h // s, w // s
+            new = gh * gw - (gh // 2) * (gw // 2)
+            per_group = new // len(GROUP_OFFSETS)
+            stages.append(Stage(f"{gh}x{gw}", f"{len(GROUP_OFFSETS)} network calls of {per_group} pixels drawn in "
+                                "parallel", (1, gh, gw), self.num_values, len(GROUP_OFFSETS), new, s))
+        return stages
 
     def step_part(self, step: int) -> tuple[int, int]:
         """``(level, group)`` of a step of the plan: level 0 for the base grid (group -1)."""

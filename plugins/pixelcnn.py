@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from app.core import hookimpl
 from app.core.likelihoods import default_likelihood, make_likelihood
 from app.core.model import ARModel, ModelConfig, ModelSpec
+from plugins.fast_pixelcnn import PixelCNNProgram, make_cached_sampler, register_family
 from plugins.layers import ClassBias, MaskedConv2d
 
 
@@ -65,11 +66,11 @@ class PixelCNN(ARModel):
     def make_sampler(self, x: Tensor, cond: Tensor | None = None, ordering=None, mode: str = "naive"):
         """``cached``: fast sampling by caching activations (:mod:`plugins.fast_pixelcnn`)."""
         if mode == "cached":
-            from plugins.fast_pixelcnn import make_cached_sampler
-
             return make_cached_sampler(self, x, cond, ordering)
         return super().make_sampler(x, cond, ordering, mode)
 
+
+register_family(PixelCNN, PixelCNNProgram)
 
 SPEC = ModelSpec(
     name="pixelcnn",

@@ -24,19 +24,13 @@ from torch import Tensor, nn
 from app.core import hookimpl
 from app.core.likelihoods import Categorical, DiscretizedLogisticMixture
 from app.core.model import ARModel, ModelConfig, ModelSpec, differentiable_one_hot
+from app.core.toy_demos import DemoSpec, value_counts
+from plugins.toy_datasets import MISSING_BAND
 
 
 def _expand(table: Tensor, batch: int) -> Tensor:
     """A per-dimension parameter table ``(C, H, W, P)`` repeated for a batch: ``(B, C, H, W, P)``."""
     return table.unsqueeze(0).expand(batch, *table.shape)
-
-
-def value_counts(values: np.ndarray, num_values: int) -> np.ndarray:
-    """Counts ``(D, K)`` of each value of each dimension of ``values`` ``(N, ...)`` (flattened per example)."""
-    flat = np.asarray(values).reshape(len(values), -1).astype(np.int64)
-    if flat.size and (flat.min() < 0 or flat.max() >= num_values):
-        raise ValueError(f"values must lie in 0..{num_values - 1}")
-    return np.stack([np.bincount(flat[:, d], minlength=num_values) for d in range(flat.shape[1])])
 
 
 class HistogramModel(ARModel):
@@ -159,6 +153,29 @@ TWO_DIM = ModelSpec(
 )
 
 
+def _fit_histogram(model: ARModel, values: np.ndarray, pseudo_count: float) -> None:
+    if not isinstance(model, HistogramModel):
+        raise TypeError(f"{type(model).__name__} is no histogram, so it is not fitted by counting")
+    model.fit_counts(values, pseudo_count)
+
+
+#: The 1-D / 2-D demos, in the order the demo chooser lists them.
+DEMOS: tuple[DemoSpec, ...] = (
+    DemoSpec("histogram-1d", "1-D: histogram", "histogram", "toy-1d", lr=0.1, steps=400, unseen_band=MISSING_BAND,
+             fit_counts=_fit_histogram),
+    DemoSpec("dmol-1d", "1-D: discretized logistic mixture", "dmol", "toy-1d", lr=0.02, steps=400,
+             unseen_band=MISSING_BAND),
+    DemoSpec("ar2d", "2-D: p(x1) p(x2 | x1)", "ar2d", "toy-2d", lr=0.01, steps=600),
+    DemoSpec("marginals-2d", "2-D: p(x1) p(x2) (histograms)", "histogram", "toy-2d", lr=0.05, steps=600,
+             fit_counts=_fit_histogram),
+)
+
+
 @hookimpl
 def ar_explorer_models():
     return [HISTOGRAM, MIXTURE, TWO_DIM]
+
+
+@hookimpl
+def ar_explorer_demos():
+    return list(DEMOS)

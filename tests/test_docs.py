@@ -175,7 +175,7 @@ def test_the_kits_keys_are_documented():
 
 
 def test_the_checkpoint_folder_is_where_the_docs_say(monkeypatch, tmp_path):
-    from plugins.checkpoints import user_checkpoint_dir
+    from app.core.checkpoints import user_checkpoint_dir
 
     text = section("The checkpoint folder").replace("\n", " ")
     monkeypatch.setenv("AR_EXPLORER_CHECKPOINTS", str(tmp_path / "mine"))

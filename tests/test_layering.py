@@ -42,7 +42,7 @@ print('headless ok')
 
 
 def test_app_without_qt_says_how_to_get_it():
-    result = run_python("from app.cli.main import main; raise SystemExit(main([]))")
+    result = run_python("from app.main import main; raise SystemExit(main([]))")
     assert result.returncode != 0 and "PySide6" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -60,3 +60,11 @@ def test_ruff_is_clean():
         pytest.skip("ruff is not installed")
     result = subprocess.run([exe, "check", "app", "plugins", "tests", "benchmarks", "scripts"], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_the_cli_alone_never_opens_the_app(capsys):
+    """Only the entry point above both layers (app.main) hands the CLI a way to open the app."""
+    from app.cli.main import EXIT_ERROR, main
+
+    assert main([]) == EXIT_ERROR
+    assert "the desktop app opens from the ar-explorer command" in capsys.readouterr().err

@@ -137,11 +137,11 @@ def test_cli_trains_the_toy_models(model, dataset, tmp_path, capsys):
 
 def test_demo_frames_follow_training_and_stop_between_steps():
     from app.core.registry import get_registry
-    from plugins.toy_demo import build_model, count_frame, demo, load_demo_data, train_frames
+    from app.core.toy_demos import build_model, count_frame, load_demo_data, train_frames
 
     registry = get_registry()
-    data = load_demo_data(registry.dataset("toy-1d"))
-    setup = demo("dmol-1d")
+    setup = registry.demo("dmol-1d")
+    data = load_demo_data(registry.dataset("toy-1d"), band=setup.unseen_band)
     model = build_model(registry.model(setup.model), data)
     frames = list(train_frames(model, data, steps=40, lr=setup.lr, every=10))
     assert [f.step for f in frames] == [0, 10, 20, 30, 40] and frames[-1].done
@@ -154,5 +154,5 @@ def test_demo_frames_follow_training_and_stop_between_steps():
     stopped = list(train_frames(build_model(registry.model("histogram"), data), data, steps=10_000, lr=0.1,
                                 every=5, should_stop=lambda: calls.append(1) or len(calls) > 20))
     assert stopped[-1].done and stopped[-1].step < 10_000
-    counted = count_frame(build_model(registry.model("histogram"), data), data)
+    counted = count_frame(registry.demo("histogram-1d"), build_model(registry.model("histogram"), data), data)
     assert np.isinf(counted.band_nll) and np.isfinite(counted.train_nll)

@@ -173,7 +173,7 @@ def _init_distributed(device_arg: str) -> tuple[int, int, str]:
 
 
 def default_output(model: str, dataset: str, ordering: str | None) -> Path:
-    from plugins.checkpoints import user_checkpoint_dir
+    from app.core.checkpoints import user_checkpoint_dir
 
     suffix = f"-{ordering}" if ordering else ""
     return user_checkpoint_dir() / f"{model}-{dataset}{suffix}.safetensors"

@@ -18,7 +18,7 @@ from app.core.errors import ARExplorerError
 
 
 def _user_dir() -> Path:
-    from plugins.checkpoints import user_checkpoint_dir
+    from app.core.checkpoints import user_checkpoint_dir
 
     return user_checkpoint_dir()
 

@@ -15,6 +15,8 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 
 from app.core.errors import ARExplorerError
+from app.core.extensions import CommandSpec, resolve
+from app.core.registry import Registry, get_registry
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -52,8 +54,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from app.cli import commands, data_commands
+def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
+    """The parser of every command the plugins register (``ar_explorer_commands``; the built-in ones too)."""
     from app.cli import options as opt
 
     parser = opt.ArgumentParser(
@@ -74,32 +76,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--scale", type=opt.real(0.5, 4), default=None,
                         help="UI scale (1.0 normal, 1.5-2.0 for projectors; 0.5 to 4)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.register(sub, _add_common)
-    data_commands.register(sub, _add_common)
-    _register_extensions(sub)
+    for spec in (registry or get_registry()).commands.values():
+        _register_commands(sub, spec)
     return parser
 
 
-def _register_extensions(sub: argparse._SubParsersAction) -> None:
-    """Commands that live in their own modules (each adds itself if it is present)."""
-    import importlib
-
-    for module_name in ("app.cli.bench_command", "app.cli.complete_command", "app.cli.fisher_command",
-                        "app.cli.lessons_command", "app.cli.desktop_command"):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue
-            raise
-        module.register(sub, _add_common)
+def _register_commands(sub: argparse._SubParsersAction, spec: CommandSpec) -> None:
+    """Add one plugin's commands; one that fails to add them is a warning, and the other commands work."""
+    try:
+        resolve(spec.register)(sub, _add_common)
+    except Exception as exc:  # noqa: BLE001 - a plugin's register function may raise anything
+        print(f"warning: the commands {spec.name!r} ({spec.description or spec.register}) were not added: "
+              f"{type(exc).__name__}: {_one_line(str(exc))}", file=sys.stderr)
 
 
 GuiLauncher = Callable[[argparse.Namespace], int]
 
 
 def main(argv: Sequence[str] | None = None, gui: GuiLauncher | None = None) -> int:
-    """Run a command; with none, start the desktop app through ``gui`` (see :mod:`app.main`)."""
+    """Run a command; with none, start the desktop app through ``gui``, which :mod:`app.main` passes (without
+    it, no command is an error: the CLI cannot reach the UI)."""
     parser = build_parser()
     argv = session_shorthand(list(sys.argv[1:] if argv is None else argv), _command_names(parser))
     try:
@@ -111,7 +107,10 @@ def main(argv: Sequence[str] | None = None, gui: GuiLauncher | None = None) -> i
     try:
         if handler is None:
             if gui is None:
-                from app.main import launch_gui as gui
+                # The CLI never imports the UI: only the entry point above both (app.main) can open the app.
+                print("error: no command given; the desktop app opens from the ar-explorer command (app.main), "
+                      "and the commands are listed by ar-explorer --help", file=sys.stderr)
+                return EXIT_ERROR
             return int(gui(args) or 0)
         with _terminate_cleanly():
             return int(handler(args) or 0)

@@ -61,6 +61,19 @@ _TORCH_DTYPES = {
 }
 
 
+def user_checkpoint_dir() -> Path:
+    """The user's own checkpoint folder, where ``train`` and the Train view save.
+
+    ``$AR_EXPLORER_CHECKPOINTS``, else ``$XDG_DATA_HOME/ar-explorer/checkpoints``, else
+    ``~/.local/share/ar-explorer/checkpoints``. The folder is not created here.
+    """
+    env = os.environ.get("AR_EXPLORER_CHECKPOINTS")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "ar-explorer" / "checkpoints"
+
+
 @dataclass
 class CheckpointInfo:
     """A checkpoint found on disk, with its metadata (read without loading the weights)."""

@@ -35,6 +35,16 @@ def derive_condition(spec: ConditionSpec | None, images: Tensor, labels: Tensor 
     return function(spec, images, labels, num_values)
 
 
+def condition_error(spec: ConditionSpec, images: Tensor, cond: Tensor, num_values: int) -> Tensor:
+    """``(N,)``: how far each image's own condition is from ``cond``, as a mean absolute difference of values.
+
+    For the super-resolution condition: the mean number of on-pixels per 4x4 block by which a sample,
+    downsampled again, misses the 7x7 image it was drawn from.
+    """
+    derived = derive_condition(spec, images.float(), None, num_values)
+    return (derived - cond.to(derived).expand_as(derived)).abs().flatten(1).mean(1)
+
+
 def _label(spec: ConditionSpec, images: Tensor, labels: Tensor | None, num_values: int) -> Tensor:
     if labels is None:
         raise ModelError("this model is conditioned on class labels, and the dataset has none")

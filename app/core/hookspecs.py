@@ -31,3 +31,18 @@ def ar_explorer_orderings():
 @hookspec
 def ar_explorer_checkpoint_dirs():
     """Return a list of folders (str or Path) holding checkpoints (NAME.safetensors + NAME.json) this plugin ships."""
+
+
+@hookspec
+def ar_explorer_demos():
+    """Return a list of DemoSpec: the 1-D / 2-D demos (a toy model trained live on toy data) this plugin provides."""
+
+
+@hookspec
+def ar_explorer_views():
+    """Return a list of ViewSpec: the tabs this plugin adds to the desktop app."""
+
+
+@hookspec
+def ar_explorer_commands():
+    """Return a list of CommandSpec: the ar-explorer commands this plugin adds (a register function each)."""

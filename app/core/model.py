@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -30,9 +30,8 @@ from torch import Tensor, nn
 from app.core.errors import ARExplorerError, ModelError, OrderingError
 from app.core.likelihoods import Likelihood
 from app.core.orderings import Ordering, raster
-
-if TYPE_CHECKING:
-    from app.core.sampling import Sampler
+from app.core.samplers import NaiveSampler, OwnSampler, Sampler
+from app.core.stages import PriorStage, Stage, StageSources, whole_image_stage
 
 OrderingCapability = Literal["fixed", "build", "any"]
 
@@ -387,6 +386,22 @@ class ARModel(nn.Module):
             np.array([c * hw + int(p)], dtype=np.int64) for p in ordering.flat for c in range(self.config.channels)
         ]
 
+    def sampling_stages(self) -> list[Stage]:
+        """The stages of :meth:`sampling_plan` that the Stages view shows side by side, in order.
+
+        Their ``network_calls`` add up to the number of steps of the plan. The default is one stage, the
+        whole image; a multiscale model returns its base grid and every finer grid (each with its stride).
+        """
+        return [whole_image_stage(self)]
+
+    def prior_stage(self, sources: StageSources) -> PriorStage | None:
+        """The model that draws this model's condition before it (a hierarchy's grey stage), or None.
+
+        Found among ``sources.checkpoints`` and loaded with ``sources.load``; raise :class:`ModelError`
+        with what to train when the model needs one and there is none.
+        """
+        return None
+
     def make_sampler(
         self,
         x: Tensor,
@@ -397,8 +412,6 @@ class ARModel(nn.Module):
         """An incremental sampler over the canvas ``x`` (modified in place). ``naive`` always works; ``own``
         wraps :meth:`own_sample` where the spec declares it. Models with faster samplers override this and
         fall back to it for the modes they do not handle."""
-        from app.core.sampling import NaiveSampler, OwnSampler
-
         if mode not in ("naive", "auto") and mode not in self.spec.sampler_modes:
             modes = ", ".join(("naive", *self.spec.sampler_modes))
             raise ModelError(f"{self._title()} has no {mode!r} sampler (it has: {modes})")

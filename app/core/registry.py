@@ -34,8 +34,10 @@ import pluggy
 from app.core import hookspecs
 from app.core.datasets import DatasetSpec
 from app.core.errors import PluginError
+from app.core.extensions import CommandSpec, ViewSpec
 from app.core.model import ModelSpec
 from app.core.orderings import PRESETS, Ordering
+from app.core.toy_demos import DemoSpec
 
 ENTRY_POINT_GROUP = "ar_explorer"
 
@@ -61,6 +63,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.colour_datasets",
     "plugins.multiscale",
     "plugins.datasets_56",
+    "plugins.views",
+    "plugins.commands",
 )
 
 
@@ -150,6 +154,9 @@ _HOOKS: dict[str, tuple[str, type | tuple[type, ...]]] = {
     "ar_explorer_datasets": ("datasets", DatasetSpec),
     "ar_explorer_orderings": ("orderings", OrderingSpec),
     "ar_explorer_checkpoint_dirs": ("checkpoint_dirs", (str, Path)),
+    "ar_explorer_demos": ("demos", DemoSpec),
+    "ar_explorer_views": ("views", ViewSpec),
+    "ar_explorer_commands": ("commands", CommandSpec),
 }
 
 
@@ -188,6 +195,9 @@ class Registry:
         self.datasets: dict[str, DatasetSpec] = {}
         self.orderings: dict[str, OrderingSpec] = {}
         self.checkpoint_dirs: list[Path] = []
+        self.demos: dict[str, DemoSpec] = {}
+        self.views: dict[str, ViewSpec] = {}
+        self.commands: dict[str, CommandSpec] = {}
         self._owner: dict[tuple[str, str], str] = {}
         if load_entry_points:
             self._load_entry_points()
@@ -298,6 +308,9 @@ class Registry:
         self.datasets.clear()
         self.orderings.clear()
         self.checkpoint_dirs.clear()
+        self.demos.clear()
+        self.views.clear()
+        self.commands.clear()
         self._owner.clear()
         for status in self.statuses.values():
             status.provides = {}
@@ -386,6 +399,14 @@ class Registry:
         except KeyError:
             raise PluginError(
                 f"no dataset named {name!r}; available: {', '.join(sorted(self.datasets)) or 'none'}"
+            ) from None
+
+    def demo(self, name: str) -> DemoSpec:
+        try:
+            return self.demos[name]
+        except KeyError:
+            raise PluginError(
+                f"no demo named {name!r}; available: {', '.join(self.demos) or 'none'}"
             ) from None
 
     def ordering(self, name: str, height: int, width: int, seed: int | None = None) -> Ordering:

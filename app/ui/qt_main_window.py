@@ -72,7 +72,7 @@ class QtMainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.notice_dock)
         self.notice_dock.hide()
         self._build_status_bar()
-        self._build_views(specs if specs is not None else list(view_registry.VIEWS))
+        self._build_views(specs if specs is not None else view_registry.registered_views(context.session.registry))
         self._build_menus()
         self._connect()
         self._closed = False

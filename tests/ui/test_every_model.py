@@ -28,7 +28,9 @@ def test_every_registered_model_samples_scores_and_inspects(make_window, checkpo
     from app.core.registry import get_registry
     from app.ui import views
 
-    monkeypatch.setattr(views, "VIEWS", [v for v in views.VIEWS if v.name in ("sample", "score", "inspect")])
+    every_view = views.registered_views
+    monkeypatch.setattr(views, "registered_views",
+                        lambda registry: [v for v in every_view(registry) if v.name in ("sample", "score", "inspect")])
     specs = get_registry().models
     values = {}
     for name, spec in specs.items():

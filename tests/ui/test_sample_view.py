@@ -113,9 +113,17 @@ def test_a_new_temperature_restarts_a_playing_run(make_window, tiny_checkpoints,
     wait_for(lambda: view.worker is not first)
     assert not first.isRunning()
     wait_for(lambda: view.frame is not None)
-    assert "temperature 2.50" in view.status.text() or view.controls.temperature_value == 2.5
+    wait_for(lambda: "temperature 2.50" in view.status.text())  # the status names the new run's temperature
     wait_for(lambda: view.frame.step.tempered is not None and
              not np.allclose(view.frame.step.tempered, view.frame.step.probs))
+    # what the new run draws from is the model's conditional at T = 2.5, not at the old temperature
+    import torch
+
+    from app.core.likelihoods import apply_temperature
+
+    step = view.frame.step
+    expected = apply_temperature(torch.as_tensor(step.probs, dtype=torch.float64), 2.5).numpy()
+    np.testing.assert_allclose(step.tempered, expected, rtol=1e-4, atol=1e-6)
     view.stop()
 
 

@@ -15,7 +15,7 @@ from app.ui.workers import running_workers  # noqa: E402
 
 @pytest.mark.parametrize("view", ["sample", "inspect"])
 def test_the_screenshot_option_writes_a_png_of_the_window(qapp, tiny_checkpoints, tmp_path, view):
-    from app.cli.main import main
+    from app.main import main
 
     target = tmp_path / "shots" / f"{view}.png"
     code = main(["--screenshot", str(target), "--view", view, "--after", "0.8", "--checkpoint", "tiny-pixelcnn",
@@ -29,7 +29,7 @@ def test_the_screenshot_option_writes_a_png_of_the_window(qapp, tiny_checkpoints
 
 
 def test_an_unknown_view_is_a_clear_error(qapp, tiny_checkpoints, tmp_path, capsys):
-    from app.cli.main import main
+    from app.main import main
 
     code = main(["--screenshot", str(tmp_path / "x.png"), "--view", "nope", "--after", "0"])
     assert code == 2 and "no view named 'nope'" in capsys.readouterr().err
@@ -38,7 +38,7 @@ def test_an_unknown_view_is_a_clear_error(qapp, tiny_checkpoints, tmp_path, caps
 
 def test_the_size_option_gives_a_png_of_exactly_that_size(qapp, tiny_checkpoints, tmp_path, capsys):
     """A PNG of exactly the size asked for shows that the view fits: the window did not need to grow."""
-    from app.cli.main import main
+    from app.main import main
 
     target = tmp_path / "score.png"
     code = main(["--screenshot", str(target), "--view", "score", "--after", "0.3", "--checkpoint", "tiny-gated",
@@ -49,7 +49,7 @@ def test_the_size_option_gives_a_png_of_exactly_that_size(qapp, tiny_checkpoints
 
 @pytest.mark.parametrize("text", ["1280", "1280x", "axb", "10x10", "1280*720"])
 def test_a_bad_size_is_one_line_and_opens_no_window(qapp, tiny_checkpoints, tmp_path, capsys, text):
-    from app.cli.main import main
+    from app.main import main
 
     code = main(["--screenshot", str(tmp_path / "x.png"), "--view", "sample", "--after", "0", "--size", text])
     err = capsys.readouterr().err.strip()

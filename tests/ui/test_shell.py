@@ -148,7 +148,7 @@ def test_a_broken_view_does_not_keep_the_window_from_opening(make_window, tiny_c
     def broken_factory(context):
         raise ValueError("this view is unfinished")
 
-    monkeypatch.setattr(views, "VIEWS", [*views.VIEWS, views.ViewSpec("broken", "Broken", broken_factory)])
+    monkeypatch.setattr(views, "EXTRA_VIEWS", [views.ViewSpec("broken", "Broken", broken_factory)])
     window = make_window("tiny-gated")
     assert "broken" in window.views and "sample" in window.views
     assert any("this view is unfinished" in n.message for n in window.context.notices)

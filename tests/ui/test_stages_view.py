@@ -148,3 +148,17 @@ def test_switching_checkpoints_in_the_tab_replaces_the_stage_panels(make_window,
         pump(20)
         shown = [panel for panel in view.findChildren(QtStagePanel) if panel.isVisible()]
         assert len(view.panels) == count and shown == view.panels, [p.stage.name for p in shown]
+
+
+def test_a_plugins_staged_model_takes_part_in_stages(make_window, checkpoint_dir, wait_for, monkeypatch):
+    monkeypatch.setenv("AR_EXPLORER_PLUGINS", "example_plugins.coarse_to_fine")
+    _save(checkpoint_dir, "c2f", "coarse-to-fine", (1, 6, 6), dataset="synthetic-digits")
+    view = stages_view(make_window("c2f"))
+    assert [p.stage.name for p in view.panels] == ["coarse grid", "fine"]
+    assert "9 (coarse grid) + 27 (fine) = 36 network calls" in view.header.text()
+    view.step_stage()
+    wait_for(lambda: view.frame is not None and view.frame.step.index == 8)
+    assert view.frame.step.stage == 0 and view.frame.step.drawn[0].all()
+    final = run_to_end(view, wait_for)
+    np.testing.assert_array_equal(final.images[0], final.step.image[:, :, ::2, ::2])
+    assert "done: 36 network calls" in view.status.text()

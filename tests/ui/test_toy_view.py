@@ -12,8 +12,8 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
+from app.core.toy_demos import model_density  # noqa: E402
 from app.ui.views.qt_toy_view import nll_text  # noqa: E402
-from plugins.toy_demo import model_density  # noqa: E402
 
 
 def toy_view(window, demo: str, steps: int | None = None):
@@ -102,7 +102,7 @@ def test_density_helper_and_nll_text():
 def test_a_demo_checkpoint_opens_its_demo_with_its_own_density(make_window, checkpoint_dir, wait_for):
     from app.core.checkpoints import save_checkpoint
     from app.core.registry import Registry
-    from plugins.toy_demo import build_model, load_demo_data
+    from app.core.toy_demos import build_model, load_demo_data
 
     registry = Registry()
     data = load_demo_data(registry.dataset("toy-2d"))
@@ -114,3 +114,14 @@ def test_a_demo_checkpoint_opens_its_demo_with_its_own_density(make_window, chec
     assert view.frame is not None and view.frame.fitted_by == "the checkpoint my-ar2d"
     np.testing.assert_allclose(view.frame.density, model_density(model), rtol=1e-5, atol=1e-9)
     assert "the checkpoint my-ar2d" in view.status.text() and "toy-2d" in view.status.text()
+
+
+def test_a_plugins_demo_appears_beside_the_built_in_ones(make_window, checkpoint_dir, monkeypatch):
+    monkeypatch.setenv("AR_EXPLORER_PLUGINS", "example_plugins.extra_demo")
+    view = make_window(checkpoint=None).show_view("toy")
+    names = [view.demo_box.itemData(i) for i in range(view.demo_box.count())]
+    assert names == ["histogram-1d", "dmol-1d", "ar2d", "marginals-2d", "slow-dmol-1d"]
+    assert view.choose("slow-dmol-1d")
+    assert view.lr.value() == pytest.approx(0.001) and view.steps.value() == 50
+    assert view.data.band == (76, 86) and view.density_1d.band.isVisible()
+    assert not view.count_button.isEnabled()  # a mixture has no fit by counting

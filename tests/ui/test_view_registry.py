@@ -27,7 +27,7 @@ def test_the_documented_minimal_view_works(make_window, tiny_checkpoints, tiny_b
 
     monkeypatch.setenv("AR_EXPLORER_DATA", str(tiny_binarized))
     view_class = minimal_view_class()
-    monkeypatch.setattr(views, "VIEWS", [*views.VIEWS])
+    monkeypatch.setattr(views, "EXTRA_VIEWS", [])
     views.register_view(views.ViewSpec("mean", "Mean", view_class, "the documented example"))
     window = make_window("tiny-pixelcnn")
     view = window.show_view("mean")
@@ -37,11 +37,27 @@ def test_the_documented_minimal_view_works(make_window, tiny_checkpoints, tiny_b
     assert window.tabs.tabText(window.tabs.indexOf(view)) == "Mean"
 
 
-def test_register_view_replaces_a_view_of_the_same_name(monkeypatch):
+def test_register_view_replaces_a_view_of_the_same_name(monkeypatch, registry):
     from app.ui import views
 
-    monkeypatch.setattr(views, "VIEWS", [*views.VIEWS])
-    count = len(views.VIEWS)
+    monkeypatch.setattr(views, "EXTRA_VIEWS", [])
+    count = len(views.registered_views(registry))
     views.register_view(views.ViewSpec("sample", "Sampling", "app.ui.views.qt_sample_view:QtSampleView"))
-    assert len(views.VIEWS) == count and views.VIEWS[0].title == "Sampling"
-    assert views.view_names()[:3] == ["sample", "score", "inspect"]
+    views.register_view(views.ViewSpec("sample", "Sampling again", "app.ui.views.qt_sample_view:QtSampleView"))
+    listed = views.registered_views(registry)
+    assert len(listed) == count and listed[0].title == "Sampling again"
+    assert views.view_names(registry)[:3] == ["sample", "score", "inspect"]
+
+
+def test_a_plugins_view_becomes_a_tab_after_the_built_in_ones(make_window, tiny_checkpoints, monkeypatch):
+    from app.core import registry
+
+    monkeypatch.setenv("AR_EXPLORER_PLUGINS", "example_plugins.extra_view")
+    monkeypatch.setattr(registry, "_DEFAULT", None)  # the checkpoints were saved through a registry without it
+    window = make_window("tiny-gated")
+    names = list(window.views)
+    assert names[:9] == ["sample", "score", "inspect", "toy", "orderings", "complete", "stages", "fisher", "train"]
+    assert names[9:] == ["notes"]
+    view = window.show_view("notes")
+    assert window.tabs.tabText(window.tabs.indexOf(view)) == "Notes"
+    assert "tiny-gated" in view.text()

@@ -48,6 +48,7 @@ from app.ui.views.fisher_jobs import (
     space_target,
 )
 from app.ui.views.qt_fisher_strips import QtFisherStrips
+from app.ui.views.worker_owner import WorkerOwner
 from app.ui.workers import JobResult, JobWorker
 
 REPAINT_MS = 100
@@ -55,7 +56,7 @@ CHANGE_DELAY_MS = 300
 
 
 def _user_dir() -> Path:
-    from plugins.checkpoints import user_checkpoint_dir
+    from app.core.checkpoints import user_checkpoint_dir
 
     return user_checkpoint_dir()
 
@@ -95,7 +96,7 @@ class QtImageSlot(QWidget):
         return not self.canvas.values.any()
 
 
-class QtFisherView(QWidget):
+class QtFisherView(WorkerOwner, QWidget):
     """The Fisher tab. ``space`` is the Fisher space of the current checkpoint (None until there is one)."""
 
     def __init__(self, context: AppContext, parent=None) -> None:
@@ -117,9 +118,14 @@ class QtFisherView(QWidget):
         self.change_timer.setSingleShot(True)
         self.change_timer.setInterval(CHANGE_DELAY_MS)
         self.change_timer.timeout.connect(self.run)
+        self.own_timers(self.timer, on_quiesce=False)
+        self.own_timers(self.change_timer)
+        self.own_tasks(self.builder)
+        self.own_workers(self.jobs)
+        self.own_workers(self.builder_worker, timeout_s=30.0)  # a space being built stops between its steps
         self._build()
         self._connect()
-        context.register_quiescer(self._quiesce)
+        context.register_quiescer(self.quiesce)
         context.model_changed.connect(self._on_model_changed)
         self._on_model_changed(context.loaded)
 
@@ -461,19 +467,6 @@ class QtFisherView(QWidget):
             self.load_test_image(self.slot_a, 0)
             self.load_test_image(self.slot_b, 1)
         self.run()
-
-    def _quiesce(self) -> None:
-        self.change_timer.stop()
-        self.builder.cancel()
-        self.jobs.drain()
-        self.builder_worker.drain(timeout_s=30.0)
-
-    def shutdown(self) -> None:
-        self.timer.stop()
-        self.change_timer.stop()
-        self.builder.cancel()
-        self.jobs.stop_and_wait()
-        self.builder_worker.stop_and_wait(30000)
 
 
 __all__ = ["QtFisherView", "QtImageSlot"]

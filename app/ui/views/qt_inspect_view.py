@@ -34,6 +34,7 @@ from app.ui.qt_distribution_plot import QtDistributionPlot
 from app.ui.qt_pixel_view import QtPixelView
 from app.ui.rendering import HIDDEN, LATER, OUT_OF_REACH, TARGET, receptive_field_rgb, values_to_rgb
 from app.ui.score_jobs import condition_for
+from app.ui.views.worker_owner import WorkerOwner
 from app.ui.workers import JobResult, JobWorker
 
 HOVER_MS = 50
@@ -47,7 +48,7 @@ LEGEND = (
 )
 
 
-class QtInspectView(QWidget):
+class QtInspectView(WorkerOwner, QWidget):
     """The Inspect tab. ``inspection`` is the latest :class:`PixelInspection` on screen."""
 
     def __init__(self, context: AppContext, parent=None) -> None:
@@ -60,8 +61,9 @@ class QtInspectView(QWidget):
         self._rng = np.random.default_rng()
         self._stale = False
         self.worker = JobWorker()
+        self.own_workers(self.worker)
         self._build()
-        context.register_quiescer(self.worker.drain)
+        context.register_quiescer(self.quiesce)
         context.model_changed.connect(self._on_model_changed)
         self.set_scale(context.scale)
         self._on_model_changed(context.loaded)
@@ -116,6 +118,7 @@ class QtInspectView(QWidget):
         self.hover_timer.setSingleShot(True)
         self.hover_timer.setInterval(HOVER_MS)
         self.hover_timer.timeout.connect(self._submit)
+        self.own_timers(self.hover_timer, on_quiesce=False)
 
     def set_scale(self, scale: float) -> None:
         self.plot.set_scale(scale)
@@ -279,10 +282,6 @@ class QtInspectView(QWidget):
     def default_action(self) -> None:
         """What ``--screenshot --view inspect`` shows: a sample with its middle pixel's receptive field."""
         self.load_sample(seed=1)
-
-    def shutdown(self) -> None:
-        self.hover_timer.stop()
-        self.worker.stop_and_wait()
 
 
 __all__ = ["QtInspectView", "LEGEND"]

@@ -56,6 +56,7 @@ from app.ui.progress_task import ProgressTask
 from app.ui.qt_pixel_view import QtPixelView
 from app.ui.rendering import grid_layout, tile_rgb
 from app.ui.views.qt_ordering_tools import QtOrderingGrid, QtOrderingTools
+from app.ui.views.worker_owner import WorkerOwner
 from app.ui.workers import JobResult, JobWorker, SamplingWorker
 
 NUM_SAMPLES = 4
@@ -74,7 +75,7 @@ def short_checkpoint_name(name: str, dataset: str | None) -> str:
     return name
 
 
-class QtOrderingView(QWidget):
+class QtOrderingView(WorkerOwner, QWidget):
     """The Orderings tab. ``editor`` holds the ordering being edited."""
 
     def __init__(self, context: AppContext, parent=None) -> None:
@@ -97,7 +98,11 @@ class QtOrderingView(QWidget):
         self.timer = QTimer(self)
         self.timer.setInterval(REPAINT_MS)
         self.timer.timeout.connect(self._tick)
-        context.register_quiescer(self._quiesce)
+        self.own_timers(self.timer, on_quiesce=False)
+        self.own_tasks(self.training, self.measuring)
+        self.own_workers(self.jobs, self.measurer)
+        self.own_workers(self.trainer_worker, timeout_s=30.0)  # a training run stops between its steps
+        context.register_quiescer(self.quiesce)
         context.model_changed.connect(self._on_model_changed)
         context.checkpoints_changed.connect(self._refresh_table)
         self._on_model_changed(context.loaded)
@@ -550,7 +555,7 @@ class QtOrderingView(QWidget):
         loaded, ordering = self.loaded, self.editor.usable()
         if loaded is None or ordering is None or self._training or self.training.running:
             return
-        from plugins.checkpoints import user_checkpoint_dir
+        from app.core.checkpoints import user_checkpoint_dir
 
         folder = user_checkpoint_dir()
         folder.mkdir(parents=True, exist_ok=True)
@@ -645,22 +650,13 @@ class QtOrderingView(QWidget):
         row, col = np.argwhere(rank == rank.size // 2)[0]
         self.select((int(row), int(col)))
 
-    def _quiesce(self) -> None:
-        self._stop_sampler()
-        self.training.cancel()
-        self.measuring.cancel()
-        self.jobs.drain()
-        self.measurer.drain()
-        self.trainer_worker.drain(timeout_s=30.0)
+    def quiesce(self) -> None:
+        self._stop_sampler()  # the sampler is made anew for every run, so it is stopped by name
+        super().quiesce()
 
     def shutdown(self) -> None:
-        self.timer.stop()
         self._stop_sampler()
-        self.training.cancel()
-        self.measuring.cancel()
-        self.jobs.stop_and_wait()
-        self.measurer.stop_and_wait()
-        self.trainer_worker.stop_and_wait(30000)
+        super().shutdown()
 
 
 __all__ = ["QtOrderingView"]

@@ -50,6 +50,7 @@ from app.ui.score_jobs import (
 from app.ui.views.qt_compare_table import QtCompareTable
 from app.ui.views.qt_score_results import QtScoreResults
 from app.ui.views.qt_score_tools import QtScoreTools
+from app.ui.views.worker_owner import WorkerOwner
 from app.ui.workers import JobResult, JobWorker
 
 THROTTLE_MS = 50  # at most 20 scores a second while drawing
@@ -63,7 +64,7 @@ def heat_limit(num_values: int, channels: int = 1) -> float:
     return 5.0 if (num_values, channels) == (2, 1) else channels * math.log(num_values) + 3.0
 
 
-class QtScoreView(QWidget):
+class QtScoreView(WorkerOwner, QWidget):
     """The Score tab. ``result`` is the latest :class:`ImageScore` on screen."""
 
     def __init__(self, context: AppContext, parent=None) -> None:
@@ -83,9 +84,10 @@ class QtScoreView(QWidget):
         self.scorer = JobWorker()  # this image under this model: the latest request wins
         self.background = JobWorker()  # other checkpoints, samples
         self.references = JobWorker()  # test-set scores for a percentile, once per checkpoint
+        self.own_workers(self.scorer, self.background, self.references)
         self._build()
         self._connect()
-        context.register_quiescer(self._quiesce)
+        context.register_quiescer(self.quiesce)
         context.model_changed.connect(self._on_model_changed)
         self.set_scale(context.scale)
         self._on_model_changed(context.loaded)
@@ -149,6 +151,7 @@ class QtScoreView(QWidget):
         self.compare_timer.setSingleShot(True)
         self.compare_timer.setInterval(COMPARE_DELAY_MS)
         self.compare_timer.timeout.connect(self.compare)
+        self.own_timers(self.timer, self.compare_timer)
 
     def _connect(self) -> None:
         t = self.tools
@@ -571,18 +574,9 @@ class QtScoreView(QWidget):
             self._set_image(examples.images[index], f"a drawn {int(examples.labels[index])}")
         self.compare()
 
-    def _quiesce(self) -> None:
-        self.timer.stop()
-        self.compare_timer.stop()
-        for worker in (self.scorer, self.background, self.references):
-            worker.drain()
+    def quiesce(self) -> None:
+        super().quiesce()
         self._reference_requested.clear()  # a dropped request is made again when its model comes back
-
-    def shutdown(self) -> None:
-        self.timer.stop()
-        self.compare_timer.stop()
-        for worker in (self.scorer, self.background, self.references):
-            worker.stop_and_wait()
 
 
 __all__ = ["QtScoreView", "heat_limit"]

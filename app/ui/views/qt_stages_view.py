@@ -6,8 +6,9 @@
 * any other model: one stage, with its condition: the class (in the controls) or the 7x7 image a
   super-resolution model fills in, which can be taken from a test image or drawn.
 
-The run is :meth:`plugins.sampling_stages.StagedSampling.steps` on a :class:`SamplingWorker`; a timer repaints the
-latest frame.
+The stages are the model's own (:meth:`ARModel.sampling_stages`, :meth:`ARModel.prior_stage`), so a plugin's
+model takes part as the built-in ones do. The run is :meth:`app.core.sampling_stages.StagedSampling.steps` on a
+:class:`SamplingWorker`; a timer repaints the latest frame.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from app.core.conditions import condition_error
+from app.core.sampling_stages import StagedFrame, StagedSampling
 from app.core.session import LoadedModel
+from app.core.stages import Stage, StageSources
 from app.ui import theme
 from app.ui.context import AppContext
 from app.ui.qt_pixel_view import QtPixelView
@@ -27,9 +31,6 @@ from app.ui.views.playback import PlaybackMixin
 from app.ui.views.qt_sample_controls import QtSampleControls
 from app.ui.views.qt_stage_condition import QtStageCondition
 from app.ui.workers import Frame, SamplingWorker
-from plugins.conditional import condition_error
-from plugins.hierarchy import find_grey_stage
-from plugins.sampling_stages import Stage, StagedFrame, StagedSampling
 
 REPAINT_MS = 25
 
@@ -150,7 +151,7 @@ class QtStagesView(PlaybackMixin, QWidget):
             self.condition.show_text("", "")
             return
         try:
-            self.staged = StagedSampling(loaded.model, self._grey_stage(loaded))
+            self.staged = StagedSampling.for_model(loaded.model, self._sources(loaded))
             self._show_condition(loaded)
         except Exception as exc:  # noqa: BLE001 - a missing grey stage or a plugin's model: a notice
             self.context.report(exc, "cannot sample in stages")
@@ -162,19 +163,15 @@ class QtStagesView(PlaybackMixin, QWidget):
         self.header.setText(self._describe(loaded))
         self._show_blank()
 
-    def _grey_stage(self, loaded: LoadedModel):
-        spec = loaded.model.config.condition
-        if spec is None or spec.derive != "grey":
-            return None
-        info = find_grey_stage(self.context.checkpoints(), loaded.info)
-        return self.context.model(str(info.weights)).model
+    def _sources(self, loaded: LoadedModel) -> StageSources:
+        """Where a model finds the model that draws its condition first (the checkpoints, loaded once)."""
+        return StageSources(self.context.checkpoints(), loaded.info, lambda ref: self.context.model(ref).model)
 
     def _show_condition(self, loaded: LoadedModel) -> None:
         spec = loaded.model.config.condition
-        if self.staged.hierarchy is not None:
-            grey = self.staged.hierarchy.grey
-            self.condition.show_text("Condition: the grey image", f"drawn first by {grey.spec.title}, then "
-                                     "coloured: no colour image can disagree with its grey image.")
+        prior = self.staged.prior
+        if prior is not None:
+            self.condition.show_text(prior.condition_title, prior.condition_note)
         elif spec is not None and spec.kind == "image":
             self.condition.show_low_resolution(self.context.session, loaded)
         elif spec is not None and spec.kind == "class":
@@ -244,7 +241,7 @@ class QtStagesView(PlaybackMixin, QWidget):
 
     def _condition(self, loaded: LoadedModel, n: int) -> torch.Tensor | None:
         spec = loaded.model.config.condition
-        if spec is None or self.staged.hierarchy is not None:
+        if spec is None or self.staged.prior is not None:
             return None
         session = self.context.session
         if spec.kind == "class":
@@ -313,7 +310,7 @@ class QtStagesView(PlaybackMixin, QWidget):
         """For a low-resolution condition: how far the samples, downsampled again, are from it."""
         model = self.loaded.model
         spec = model.config.condition
-        if spec is None or spec.kind != "image" or self._cond is None or self.staged.hierarchy is not None:
+        if spec is None or spec.kind != "image" or self._cond is None or self.staged.prior is not None:
             return ""
         images = torch.as_tensor(staged.step.image, dtype=torch.float32)
         error = condition_error(spec, images, self._cond.cpu(), model.num_values)

@@ -4,7 +4,8 @@
 histogram, with the band of values that training never shows shaded: the histogram's mass there drains away
 as it trains (and is exactly zero when fitted by counting), while the mixture keeps some. 2-D (``toy-2d``):
 p(x1) p(x2 | x1) or the product of marginals, as a density image beside the data's. The model trains on a
-worker thread (:mod:`plugins.toy_demo`, Qt-free); a timer repaints the latest frame at display rate.
+worker thread (:mod:`app.core.toy_demos`, Qt-free). The demos are the registry's (hook ``ar_explorer_demos``), so
+a plugin's demo appears beside the built-in ones; a timer repaints the latest frame at display rate.
 """
 
 from __future__ import annotations
@@ -28,21 +29,21 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.ui import theme
-from app.ui.context import AppContext
-from app.ui.views.qt_toy_plots import QtDensityImages, QtDensityPlot1D, QtNllCurves
-from app.ui.workers import JobResult, JobWorker
-from plugins.toy_demo import (
-    DEMOS,
-    Demo,
+from app.core.toy_demos import (
     DemoData,
     DemoFrame,
+    DemoSpec,
     build_model,
     count_frame,
     frame,
     load_demo_data,
     train_frames,
 )
+from app.ui import theme
+from app.ui.context import AppContext
+from app.ui.views.qt_toy_plots import QtDensityImages, QtDensityPlot1D, QtNllCurves
+from app.ui.views.worker_owner import WorkerOwner
+from app.ui.workers import JobResult, JobWorker
 
 REPAINT_MS = 33  # 30 Hz
 FRAME_EVERY = 5  # training steps between frames
@@ -57,7 +58,7 @@ def nll_text(nats: float | None, dims: int) -> str:
     return f"{nats:.2f} nats ({nats / (dims * math.log(2)):.2f} bits/dim)"
 
 
-class QtToyView(QWidget):
+class QtToyView(WorkerOwner, QWidget):
     """The demos tab. ``frames`` holds every frame of the current run; ``frame`` the one on screen."""
 
     def __init__(self, context: AppContext, parent=None) -> None:
@@ -74,8 +75,11 @@ class QtToyView(QWidget):
         self.timer = QTimer(self)
         self.timer.setInterval(REPAINT_MS)
         self.timer.timeout.connect(self._repaint)
+        self.own_timers(self.timer)
+        self.own_workers(self.worker)
         self.set_scale(context.scale)
-        self.choose(DEMOS[0].name)
+        if self.demos:
+            self.choose(self.demos[0].name)
         context.model_changed.connect(self._on_model_changed)
         self._on_model_changed(context.loaded)
 
@@ -84,7 +88,7 @@ class QtToyView(QWidget):
         if loaded is None or self.running() or loaded.dataset is None:
             return
         model_name = getattr(loaded.model.spec, "name", None)
-        match = next((d for d in DEMOS if d.model == model_name and d.dataset == loaded.dataset.name), None)
+        match = next((d for d in self.demos if d.model == model_name and d.dataset == loaded.dataset.name), None)
         if match is None or not self.choose(match.name):
             return
         try:
@@ -125,7 +129,7 @@ class QtToyView(QWidget):
 
     def _controls(self) -> QWidget:
         self.demo_box = QComboBox()
-        for item in DEMOS:
+        for item in self.demos:
             self.demo_box.addItem(item.title, item.name)
         self.demo_box.currentIndexChanged.connect(lambda _: self.choose(self.demo_box.currentData()))
         self.steps = QSpinBox()
@@ -171,8 +175,13 @@ class QtToyView(QWidget):
 
     # -- choosing a demo -----------------------------------------------------------------------------------
     @property
-    def demo(self) -> Demo:
-        return next(d for d in DEMOS if d.name == self.demo_box.currentData())
+    def demos(self) -> list[DemoSpec]:
+        """Every demo the plugins register, in their order."""
+        return list(self.context.session.registry.demos.values())
+
+    @property
+    def demo(self) -> DemoSpec:
+        return next(d for d in self.demos if d.name == self.demo_box.currentData())
 
     def choose(self, name: str) -> bool:
         """Show the demo ``name``: its data, its defaults; any run in progress stops."""
@@ -186,15 +195,17 @@ class QtToyView(QWidget):
             return True
         registry = self.context.session.registry
         try:
-            self.data = load_demo_data(registry.dataset(self.demo.dataset), self.context.session.data_dir)
+            self.data = load_demo_data(registry.dataset(self.demo.dataset), self.context.session.data_dir,
+                                       self.demo.unseen_band)
             spec = registry.model(self.demo.model)
         except Exception as exc:  # noqa: BLE001 - a missing plugin or dataset becomes a notice
             self.context.report(exc, f"cannot open the demo {self.demo.title}")
             return False
         self.steps.setValue(self.demo.steps)
         self.lr.setValue(self.demo.lr)
-        self.count_button.setEnabled(self.demo.model == "histogram")
-        self.pseudo_count.setEnabled(self.demo.model == "histogram")
+        countable = self.demo.fit_counts is not None
+        self.count_button.setEnabled(countable)
+        self.pseudo_count.setEnabled(countable)
         self.description.setText(f"{spec.description}\n\nData: {self.data.dataset.description}")
         self.heading.setText(f"{spec.title} on {self.data.dataset.title}")
         self._show_data()
@@ -223,7 +234,7 @@ class QtToyView(QWidget):
 
     def fit_by_counting(self) -> None:
         """Fit the histogram by counting (maximum likelihood, plus the pseudo-count if any)."""
-        if self.demo.model != "histogram":
+        if self.demo.fit_counts is None:
             self.context.notify("only a histogram is fitted by counting", "warning")
             return
         pseudo_count = self.pseudo_count.value()
@@ -253,10 +264,10 @@ class QtToyView(QWidget):
 
     def _counting_job(self, pseudo_count: float):
         spec = self.context.session.registry.model(self.demo.model)
-        data, sink = self.data, self.frames
+        demo, data, sink = self.demo, self.data, self.frames
 
         def job() -> int:
-            sink.append(count_frame(build_model(spec, data), data, pseudo_count))
+            sink.append(count_frame(demo, build_model(spec, data), data, pseudo_count))
             return len(sink)
 
         return job
@@ -269,9 +280,8 @@ class QtToyView(QWidget):
         self._repaint()
 
     def shutdown(self) -> None:
-        self._stop.set()
-        self.timer.stop()
-        self.worker.stop_and_wait()
+        self._stop.set()  # a new event per run: set by name, then the owned timer and worker
+        super().shutdown()
 
     def default_action(self) -> None:
         """What ``--screenshot --view toy`` shows: the checkpoint's own fit when one of the demos' checkpoints is

@@ -51,13 +51,14 @@ from app.ui.train_jobs import (
     parse_hparams,
     run_plan,
 )
+from app.ui.views.worker_owner import WorkerOwner
 from app.ui.workers import JobResult, JobWorker
 
 POLL_MS = 200
 SIZES = ("the lecture's size", "tiny (a quick demo)")
 
 
-class QtTrainView(QWidget):
+class QtTrainView(WorkerOwner, QWidget):
     """The Train tab. ``record`` is the current (or last) run's; ``plan`` what started it."""
 
     def __init__(self, context: AppContext, parent=None) -> None:
@@ -77,6 +78,9 @@ class QtTrainView(QWidget):
         self.timer = QTimer(self)
         self.timer.setInterval(POLL_MS)
         self.timer.timeout.connect(self._poll)
+        self.own_timers(self.timer)
+        self.own_tasks(self.task)
+        self.own_workers(self.worker, timeout_s=30.0)  # a training run stops between its steps
         self.worker.done.connect(self._on_done)
         self.worker.failed.connect(self._on_failed)
         context.model_changed.connect(self._on_model_changed)
@@ -315,14 +319,14 @@ class QtTrainView(QWidget):
             self._refresh_state()
 
     def _destination_text(self) -> str:
-        from plugins.checkpoints import user_checkpoint_dir
+        from app.core.checkpoints import user_checkpoint_dir
 
         return (f"The best checkpoint by validation NLL goes to {self.output_dir or user_checkpoint_dir()} and joins the checkpoint list; "
                 "shipped checkpoints are never written over.")
 
     def make_plan(self) -> TrainPlan:
         """The plan the form describes (raises :class:`ARExplorerError` with the reason when it cannot run)."""
-        from plugins.checkpoints import user_checkpoint_dir
+        from app.core.checkpoints import user_checkpoint_dir
 
         problem = self._problem()
         if problem is not None:
@@ -440,11 +444,6 @@ class QtTrainView(QWidget):
                     self.dataset_box.setCurrentIndex(i)
                     break
         self.start()
-
-    def shutdown(self) -> None:
-        self.timer.stop()
-        self.task.cancel()
-        self.worker.stop_and_wait(30000)
 
 
 __all__ = ["QtTrainView"]

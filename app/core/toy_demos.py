@@ -1,6 +1,8 @@
 """The 1-D and 2-D demos as plain data: train a toy model step by step and report its density as it learns.
 
-Qt-free, so that a live view, a script and the tests share it. A demo trains with the core's training loop
+Plugins register demos (:class:`DemoSpec`) through the hook ``ar_explorer_demos``; the built-in ones come from
+``plugins.toy``. Qt-free, so that a live view, a script and the tests share it. A demo trains with the core's
+training loop
 (:func:`app.core.training.train`) and, every few steps, yields a :class:`DemoFrame`: the model's whole
 distribution (K probabilities for 1-D data, a K x K table for 2-D data) and its NLL on the training and test
 splits (and, for ``toy-1d``, on the band of values that the training split never shows).
@@ -20,13 +22,31 @@ import torch
 from app.core.datasets import DatasetSpec, DataSplit
 from app.core.model import ARModel, ModelSpec
 from app.core.training import TrainConfig, train
-from plugins.toy import HistogramModel, value_counts
-from plugins.toy_datasets import MISSING_BAND
+
+#: ``fit_counts(model, values (N, C, H, W), pseudo_count)``: a model's exact maximum-likelihood fit by counting.
+CountFit = Callable[[ARModel, np.ndarray, float], None]
 
 
 @dataclass(frozen=True)
-class Demo:
-    """One demo: a toy model on a toy dataset, with training settings that converge in seconds."""
+class DemoSpec:
+    """One demo: a toy model on a toy dataset (both by their registry names), with training settings that
+    converge in seconds.
+
+    Attributes
+    ----------
+    name, title
+        Identifier and the text of the demo chooser.
+    model, dataset
+        The names of a model and of a 1-D or 2-D dataset in the registry.
+    lr, steps, batch_size
+        Adam's constant learning rate, the training steps and the batch size the demo starts with.
+    unseen_band
+        ``(low, high)``: the values ``low .. high-1`` that the training split never shows, drawn shaded and
+        scored on their own (None for none).
+    fit_counts
+        Fits the model by counting, its exact maximum-likelihood fit (a histogram's); None where the model
+        has no such fit. The demo then offers "Fit by counting".
+    """
 
     name: str
     title: str
@@ -35,21 +55,16 @@ class Demo:
     lr: float
     steps: int
     batch_size: int = 100
+    unseen_band: tuple[int, int] | None = None
+    fit_counts: CountFit | None = None
 
 
-DEMOS: tuple[Demo, ...] = (
-    Demo("histogram-1d", "1-D: histogram", "histogram", "toy-1d", lr=0.1, steps=400),
-    Demo("dmol-1d", "1-D: discretized logistic mixture", "dmol", "toy-1d", lr=0.02, steps=400),
-    Demo("ar2d", "2-D: p(x1) p(x2 | x1)", "ar2d", "toy-2d", lr=0.01, steps=600),
-    Demo("marginals-2d", "2-D: p(x1) p(x2) (histograms)", "histogram", "toy-2d", lr=0.05, steps=600),
-)
-
-
-def demo(name: str) -> Demo:
-    for candidate in DEMOS:
-        if candidate.name == name:
-            return candidate
-    raise KeyError(f"unknown demo {name!r}; choose one of {', '.join(d.name for d in DEMOS)}")
+def value_counts(values: np.ndarray, num_values: int) -> np.ndarray:
+    """Counts ``(D, K)`` of each value of each dimension of ``values`` ``(N, ...)`` (flattened per example)."""
+    flat = np.asarray(values).reshape(len(values), -1).astype(np.int64)
+    if flat.size and (flat.min() < 0 or flat.max() >= num_values):
+        raise ValueError(f"values must lie in 0..{num_values - 1}")
+    return np.stack([np.bincount(flat[:, d], minlength=num_values) for d in range(flat.shape[1])])
 
 
 @dataclass
@@ -84,14 +99,14 @@ class DemoData:
         return (values[:, 0] >= self.band[0]) & (values[:, 0] < self.band[1])
 
 
-def load_demo_data(dataset: DatasetSpec, data_dir: Path | None = None) -> DemoData:
-    """Read the train and test splits of a 1-D or 2-D dataset."""
+def load_demo_data(dataset: DatasetSpec, data_dir: Path | None = None,
+                   band: tuple[int, int] | None = None) -> DemoData:
+    """Read the train and test splits of a 1-D or 2-D dataset; ``band`` is the demo's ``unseen_band``."""
     if int(np.prod(dataset.shape)) > 2:
         raise ValueError(f"{dataset.name} has {int(np.prod(dataset.shape))} dimensions; the demos take 1 or 2")
     folder = data_dir or Path(".")
     train_split, test_split = dataset.load("train", folder), dataset.load("test", folder)
     flat = [s.images.reshape(len(s), -1).astype(np.int64) for s in (train_split, test_split)]
-    band = MISSING_BAND if dataset.name == "toy-1d" else None
     return DemoData(dataset, flat[0], flat[1], band)
 
 
@@ -177,8 +192,14 @@ def train_frames(
     yield frame(model, data, last, steps, time.perf_counter() - start, True)
 
 
-def count_frame(model: HistogramModel, data: DemoData, pseudo_count: float = 0.0) -> DemoFrame:
-    """Fit a histogram by counting (its exact maximum-likelihood fit, with optional Laplace smoothing)."""
-    model.fit_counts(data.train.reshape(-1, *data.dataset.shape), pseudo_count)
+def count_frame(demo: DemoSpec, model: ARModel, data: DemoData, pseudo_count: float = 0.0) -> DemoFrame:
+    """Fit ``model`` by the demo's counting (its exact maximum-likelihood fit, with optional Laplace smoothing)."""
+    if demo.fit_counts is None:
+        raise ValueError(f"the demo {demo.title} has no fit by counting")
+    demo.fit_counts(model, data.train.reshape(-1, *data.dataset.shape), pseudo_count)
     how = "counting" + (f" + {pseudo_count:g} pseudo-count" if pseudo_count else " (maximum likelihood)")
     return frame(model, data, 0, 0, 0.0, True, fitted_by=how)
+
+
+__all__ = ["CountFit", "DemoData", "DemoFrame", "DemoSpec", "build_model", "count_frame", "frame", "load_demo_data",
+           "mean_nll", "model_density", "train_frames", "value_counts"]
