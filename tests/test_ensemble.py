@@ -28,7 +28,7 @@ def _model(name: str = "order-agnostic-nade", shape=(1, 6, 6)):
 def test_the_ensemble_is_the_log_mean_of_the_members_probabilities():
     model = _model()
     x = (np.random.default_rng(0).random((5, 1, 6, 6)) < 0.4).astype(np.uint8)
-    members = random_orderings(4, 6, 6)
+    members = random_orderings(4, 6, 6, get_registry())
     each = np.stack([score(model, x, None, o).nll_nats for o in members])  # (K, B)
     assert np.ptp(each, axis=0).max() > 0.1  # the members differ, so the mixture is not one of them
     expected = -(np.logaddexp.reduce(-each, axis=0) - np.log(4))
@@ -45,7 +45,7 @@ def test_far_apart_members_do_not_underflow():
     with torch.no_grad():
         for p in model.parameters():
             p.mul_(8)  # NLLs of hundreds of nats: exp(-NLL) is 0 in float64
-    members = random_orderings(3, 6, 6)
+    members = random_orderings(3, 6, 6, get_registry())
     each = np.stack([score(model, x, None, o).nll_nats for o in members])
     assert each.min() > 745  # below exp(-745) float64 is zero
     mix = ensemble_nll(model, x, members)
@@ -55,7 +55,7 @@ def test_far_apart_members_do_not_underflow():
 
 def test_a_model_with_one_ordering_has_no_ensemble():
     with pytest.raises(ModelError, match="any ordering"):
-        ensemble_nll(_model("pixelcnn", (1, 8, 8)), np.zeros((1, 1, 8, 8), np.uint8), random_orderings(2, 8, 8))
+        ensemble_nll(_model("pixelcnn", (1, 8, 8)), np.zeros((1, 1, 8, 8), np.uint8), random_orderings(2, 8, 8, get_registry()))
 
 
 def test_eval_and_score_take_an_ensemble_and_never_record_it(tmp_path, tiny_binarized, capsys):
@@ -68,7 +68,7 @@ def test_eval_and_score_take_an_ensemble_and_never_record_it(tmp_path, tiny_bina
     stats = json.loads(capsys.readouterr().out)
     assert stats["ordering"].startswith("an ensemble of 3 random orderings") and stats["num_images"] == 4
     test = np.load(tiny_binarized / "binarized_mnist.npz")["test"][:4][:, None]
-    expected = ensemble_nll(model, test, random_orderings(3, 28, 28)).mean()
+    expected = ensemble_nll(model, test, random_orderings(3, 28, 28, get_registry())).mean()
     assert abs(stats["nll_nats"] - expected) < 1e-3
     assert main(["eval", *base, "--ensemble", "3", "--json"]) == 0  # the whole test split: still not recorded
     capsys.readouterr()

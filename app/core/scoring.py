@@ -91,11 +91,9 @@ def ensemble_nll(
     return -(torch.logsumexp(logp, dim=0) - math.log(len(orderings))).numpy()
 
 
-def random_orderings(k: int, height: int, width: int, registry=None) -> list[Ordering]:
-    """``k`` seeded random orderings (seeds 0 .. k-1), the ensemble members of EoNADE."""
-    from app.core.registry import get_registry
-
-    registry = registry or get_registry()
+def random_orderings(k: int, height: int, width: int, registry) -> list[Ordering]:
+    """``k`` seeded random orderings (seeds 0 .. k-1) from ``registry``'s presets: the members of EoNADE's
+    ensemble."""
     return [registry.ordering("random", height, width, seed) for seed in range(k)]
 
 
