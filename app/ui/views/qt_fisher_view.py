@@ -463,6 +463,8 @@ class QtFisherView(WorkerOwner, QWidget):
     # -- lifecycle -----------------------------------------------------------------------------------------
     def default_action(self) -> None:
         """What ``--screenshot --view fisher`` shows: two test digits of different classes and their strips."""
+        if self.space is None and self.loaded is not None and self.slot_a.empty and self.slot_b.empty:
+            return  # the space is still being looked up: when it arrives it brings its default pair and runs
         if not self.load_default_pair():
             self.load_test_image(self.slot_a, 0)
             self.load_test_image(self.slot_b, 1)
