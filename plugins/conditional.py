@@ -110,7 +110,8 @@ CLASS_CONDITIONAL = ModelSpec(
     description=(
         "p(x | class) = prod_i p(x_i | x_<i, class): a Gated PixelCNN whose every layer adds a learned bias "
         "chosen by the one-hot label, so one network draws any digit on demand. It needs a dataset with labels "
-        "(mnist-threshold, mnist, synthetic-digits); the standard binarized MNIST has none."
+        "(binarized-mnist-labelled, mnist-threshold, mnist, synthetic-digits); the standard binarized MNIST has "
+        "none, and binarized-mnist-labelled binarizes MNIST the same stochastic way, keeping its labels."
     ),
     build=GatedPixelCNN,
     orderings="fixed",
