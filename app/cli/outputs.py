@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from app.core.errors import ARExplorerError
-from app.core.files import describe_os_error
+from app.core.files import describe_os_error, file_kind
 
 
 class OutputError(ARExplorerError):
@@ -26,19 +26,12 @@ def _same(a: Path, b: Path) -> bool:
 
 
 def _kind(path: Path) -> str:
+    """What ``path`` is in words when it is not a regular file; empty for a regular file or none at all."""
     try:
         mode = path.stat().st_mode
     except OSError:
         return ""
-    if stat.S_ISREG(mode):
-        return ""
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISFIFO(mode):
-        return "a named pipe (FIFO)"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    return "a special file"
+    return "" if stat.S_ISREG(mode) else file_kind(mode)
 
 
 def check_outputs(outputs: dict[str, str | Path | None], inputs: Iterable[str | Path | None] = (),

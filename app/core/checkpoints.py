@@ -127,7 +127,8 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a whole file, read in blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -206,7 +207,7 @@ def save_checkpoint(
     }
     with atomic_path(weights) as tmp:
         save_file(state, str(tmp), metadata=header)
-    record["weights_sha256"] = _sha256(weights)
+    record["weights_sha256"] = file_sha256(weights)
     atomic_write_text(weights.with_suffix(".json"), json.dumps(record, indent=2, default=_json_default) + "\n")
     return CheckpointInfo(weights.stem, weights, record)
 
@@ -217,7 +218,7 @@ def update_metadata(info: CheckpointInfo, updates: dict[str, Any]) -> Checkpoint
     meta = dict(info.meta)
     meta.update(updates)
     embed_record(info.weights, meta)  # without its hash: the header cannot name the hash of its own file
-    meta["weights_sha256"] = _sha256(info.weights)
+    meta["weights_sha256"] = file_sha256(info.weights)
     atomic_write_text(info.json_path, json.dumps(meta, indent=2, default=_json_default) + "\n")
     return CheckpointInfo(info.name, info.weights, meta)
 
@@ -355,7 +356,7 @@ def _describes(sidecar: dict[str, Any], embedded: dict[str, Any], weights: Path)
     if "save_id" in embedded:
         return sidecar.get("save_id") == embedded["save_id"]
     recorded = sidecar.get("weights_sha256")
-    return recorded is None or recorded == _sha256(weights)
+    return recorded is None or recorded == file_sha256(weights)
 
 
 def read_info(path: str | Path) -> CheckpointInfo:

@@ -49,7 +49,8 @@ def _megabytes(count: int) -> str:
     return f"{count / 2**20:g} MB" if count >= 2**20 else f"{count} bytes"
 
 
-def _kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """What a file of ``st_mode`` ``mode`` is, in words, for a message ("a folder", "a named pipe (FIFO)"...)."""
     if stat.S_ISDIR(mode):
         return "a folder"
     if stat.S_ISFIFO(mode):
@@ -83,7 +84,7 @@ def open_regular(path: str | Path) -> BinaryIO:
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise NotARegularFile(path, _kind(mode))
+            raise NotARegularFile(path, file_kind(mode))
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)

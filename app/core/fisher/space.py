@@ -8,7 +8,6 @@ measured) for people and tools. No pickle anywhere.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -190,11 +189,9 @@ def weights_sha256(weights: Path) -> str:
 
 def _file_sha256(weights: Path) -> str:
     """The SHA-256 of the whole file, by which Fisher spaces made before named their checkpoint."""
-    digest = hashlib.sha256()
-    with open(weights, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    from app.core.checkpoints import file_sha256
+
+    return file_sha256(weights)
 
 
 def space_path(weights: Path) -> Path:
