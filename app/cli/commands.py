@@ -322,14 +322,21 @@ def _train_into(args, session, spec, dataset, ordering, hparams, out: Path, resu
         meta = {"dataset": dataset.name, "binarization": dataset.binarization}
         if args.init_from:
             meta["init_from"] = _warm_start(model, args.init_from, session, rank)
+    soft = None
+    if args.distill_from:
+        soft, meta["distilled_from"] = _teacher_targets(args, model, session, train_split, rank)
+    elif resuming and "distilled_from" in info.meta:
+        meta["distilled_from"] = info.meta["distilled_from"]  # how the weights resumed from were trained
     cfg = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, max_minutes=args.max_minutes,
         eval_every=args.eval_every, seed=args.seed, precision=args.precision, log_every=args.log_every,
+        distill_weight=args.distill_weight if args.distill_from else 0.0,
     )
     bar = ProgressBar(1, f"{spec.name}") if rank == 0 else None
     last = None
     with writing(str(out)):  # a full disk while saving: one line, and the last good checkpoint is intact
-        for event in train(model, train_split, valid_split, cfg, out, meta, resume=args.resume, claim=False):
+        for event in train(model, train_split, valid_split, cfg, out, meta, resume=args.resume, claim=False,
+                           soft_targets=soft):
             last = event
             if bar is None:
                 continue
@@ -337,7 +344,8 @@ def _train_into(args, session, spec, dataset, ordering, hparams, out: Path, resu
             if event.kind == "note":
                 print(f"note: {event.message}", file=sys.stderr)
             elif event.kind == "step":
-                bar.update(event.step, f"train {event.train_nll:.2f} nats/img, {event.images_per_s:.0f} img/s")
+                what = "train loss" if soft is not None else "train"
+                bar.update(event.step, f"{what} {event.train_nll:.2f} nats/img, {event.images_per_s:.0f} img/s")
             elif event.kind == "eval":
                 bar.update(event.step, f"valid {event.valid_nll:.2f} nats (best {event.best_valid_nll:.2f})")
     if bar is not None:
@@ -370,6 +378,32 @@ def _train_into(args, session, spec, dataset, ordering, hparams, out: Path, resu
 
         dist.destroy_process_group()
     return 0
+
+
+def _teacher_targets(args, model, session, train_split, rank: int):
+    """``--distill-from``: the teacher's conditionals on the training images (cached), and what to record."""
+    from app.cli.progress import ProgressBar
+    from app.core.checkpoints import load_checkpoint
+    from app.core.distillation import cached_teacher_conditionals, check_teacher
+
+    teacher, info = load_checkpoint(args.distill_from, session.registry, session.device)
+    check_teacher(model, teacher, info.name)
+    sha = info.meta.get("weights_sha256") or info.name
+    bar = ProgressBar(len(train_split), f"teacher {info.name}") if rank == 0 else None
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.update(done, "conditionals of the training images (computed once, then cached)")
+
+    soft, path, hit = cached_teacher_conditionals(teacher, sha, train_split, precision=args.precision,
+                                                  progress=progress)
+    if bar is not None:
+        bar.close()
+        print(f"distilling from {info.name} (weight {args.distill_weight:g}): its conditionals "
+              f"{'read from' if hit else 'written to'} {path}", file=sys.stderr)
+    del teacher
+    return soft, {"checkpoint": info.name, "weights_sha256": info.meta.get("weights_sha256"),
+                  "test_nll_nats": info.meta.get("test_nll_nats"), "weight": args.distill_weight}
 
 
 def _warm_start(model, ref: str, session, rank: int) -> dict[str, Any]:
@@ -608,6 +642,10 @@ def register(sub: argparse._SubParsersAction, add_common) -> None:
     p.add_argument("--resume", action="store_true", help="continue from --out if it exists")
     p.add_argument("--init-from", default=None, metavar="CHECKPOINT",
                    help="start from another checkpoint's weights wherever a layer has the same name and shape")
+    p.add_argument("--distill-from", default=None, metavar="CHECKPOINT",
+                   help="learn also from this teacher's per-pixel conditionals (same data and ordering)")
+    p.add_argument("--distill-weight", type=opt.real(0, 1), default=0.5,
+                   help="with --distill-from: the weight of the teacher's conditionals against the pixels (0 to 1)")
     opt.add_seed(p)
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     p.add_argument("--no-test", action="store_true", help="skip the test-set evaluation at the end")

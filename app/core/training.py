@@ -81,6 +81,8 @@ class TrainConfig:
     seed: int = 0
     precision: str = "fp32"  # fp32 | bf16 (autocast, on CUDA and on CPUs with bf16 arithmetic)
     half_checkpoint: bool = True  # store weights in float16 where it changes no measured NLL
+    distill_weight: float = 0.0  # with a teacher's conditionals (``train(soft_targets=...)``): the weight of the
+    # cross-entropy to them, against 1 - this for the NLL of the pixels (:mod:`app.core.distillation`)
 
 
 @dataclass
@@ -110,11 +112,16 @@ class TrainEvent:
 class _LossModule(nn.Module):
     """Wraps a model so that DistributedDataParallel sees the loss as its forward pass."""
 
-    def __init__(self, model: ARModel) -> None:
+    def __init__(self, model: ARModel, distill_weight: float = 0.0) -> None:
         super().__init__()
         self.model = model
+        self.distill_weight = distill_weight
 
-    def forward(self, x: Tensor, cond: Tensor | None, ordering: Any) -> Tensor:
+    def forward(self, x: Tensor, cond: Tensor | None, ordering: Any, soft: Tensor | None = None) -> Tensor:
+        if soft is not None:
+            from app.core.distillation import distillation_loss
+
+            return distillation_loss(self.model, x, cond, soft, self.distill_weight)
         return self.model.loss(x, cond, ordering)
 
 
@@ -177,6 +184,7 @@ def train(
     should_stop: Callable[[], bool] = lambda: False,
     resume: bool = False,
     claim: bool = True,
+    soft_targets: np.ndarray | None = None,
 ) -> Iterator[TrainEvent]:
     """Train ``model`` (already on its device), yielding :class:`TrainEvent` s.
 
@@ -185,13 +193,20 @@ def train(
     The run holds the output's lock (:func:`claim_output`) while it lasts, unless ``claim=False`` says that the
     caller holds it. A loss that turns NaN or infinite stops the run at once (a ``"stopped"`` event with
     ``diverged``); the weights never take the step that diverged.
+
+    ``soft_targets``, a teacher's ``(N, C, H, W, K)`` conditionals on ``train_data``
+    (:func:`app.core.distillation.cached_teacher_conditionals`), make it a distillation run with the weight
+    ``cfg.distill_weight``. Validation always measures the plain NLL.
     """
+    if soft_targets is not None and tuple(soft_targets.shape) != (len(train_data), *model.shape, model.num_values):
+        raise ValueError(f"soft targets of shape {tuple(soft_targets.shape)} do not fit {len(train_data)} images "
+                         f"of {model.shape} with {model.num_values} values")
     rank, world = _world()
     out_path = weights_path(out) if out is not None else None
     # Rank 0 alone writes, so it alone holds the output; the lock is released however the run ends.
     lock = claim_output(out_path) if claim and out_path is not None and rank == 0 else None
     try:
-        yield from _train(model, train_data, valid_data, cfg, out_path, meta, should_stop, resume)
+        yield from _train(model, train_data, valid_data, cfg, out_path, meta, should_stop, resume, soft_targets)
     finally:
         if lock is not None:
             lock.release()
@@ -224,6 +239,7 @@ def _train(
     meta: dict[str, Any] | None,
     should_stop: Callable[[], bool],
     resume: bool,
+    soft_targets: np.ndarray | None = None,
 ) -> Iterator[TrainEvent]:
     rank, world = _world()
     device = model.device
@@ -257,7 +273,8 @@ def _train(
     steps_per_epoch = max(1, n // (per_rank_batch * world))
     total_steps = int(math.ceil(cfg.epochs * steps_per_epoch))
     eval_every = cfg.eval_every or steps_per_epoch
-    wrapped: nn.Module = _LossModule(model)
+    soft = torch.as_tensor(soft_targets, device=device) if soft_targets is not None else None
+    wrapped: nn.Module = _LossModule(model, cfg.distill_weight)
     if world > 1:
         wrapped = nn.parallel.DistributedDataParallel(
             wrapped, device_ids=[device.index] if device.type == "cuda" else None
@@ -324,7 +341,7 @@ def _train(
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr * _lr_factor(cfg, start_step + step, start_step + total_steps, elapsed)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            loss = wrapped(x, cond, ordering)
+            loss = wrapped(x, cond, ordering, soft[index] if soft is not None else None)
         # Checked before the step, so that the weights (and the checkpoint kept) never take a NaN in.
         if _diverged(loss, world, device):
             stop_reason = (f"the training loss became {float(loss.detach())} at step {start_step + step + 1} "
