@@ -164,3 +164,24 @@ def test_a_chart_too_short_for_its_axis_label_hides_the_label(make_window, tiny_
     chart.setFixedHeight(900)
     pump(50)
     assert chart.left_label_fits() and axis.label.isVisible()
+
+
+@pytest.mark.parametrize(("size", "scale"), [((1280, 720), 1.0), ((1920, 1080), 2.0)], ids=["1280x720", "200%"])
+def test_the_sample_views_chart_is_not_crushed_beside_the_grid(make_window, tiny_checkpoints, size, scale, qtbot):
+    """The grid is square: the first split gives it its height and the chart the rest of the width (left to
+    size hints, the chart had a fifth of the width at 200%, its title and axis cut off)."""
+    window = make_window("tiny-gated", scale=scale)
+    window.resize(*size)
+    view = window.show_view("sample")
+    # The model card gives way to a short window a few events later; the split follows the room it leaves.
+    qtbot.waitUntil(lambda: view.splitter.sizes()[0] <= view.splitter.height() + 2, timeout=3000)
+    grid_width, chart_width = view.splitter.sizes()
+    assert chart_width >= 0.35 * view.splitter.width(), (grid_width, chart_width)
+    # A divider the user drags stays where it was put.
+    view.splitter.moveSplitter(0, 1)  # as far left as the grid allows
+    pump(5)
+    dragged = view.splitter.sizes()[0]
+    assert dragged < grid_width
+    window.resize(size[0] - 40, size[1] - 40)
+    pump(40)
+    assert view.splitter.sizes()[0] <= dragged + 5  # Qt scales it with the window; no square split comes back

@@ -217,3 +217,34 @@ def test_the_default_spiral_is_not_a_black_square(make_window, ordering_checkpoi
     view.default_action()
     assert view.editor.ordering.name.startswith("spiral") and view.selected is not None
     assert view.grid.image.mean() > 60  # of 255; it was 28
+
+
+@pytest.mark.parametrize(("size", "scale"), [((1280, 720), 1.0), ((1920, 1080), 2.0)], ids=["1280x720", "200%"])
+def test_samples_button_and_table_never_overprint_each_other(make_window, ordering_checkpoints, size, scale):
+    """With an any-order model the column holds samples, their score and the table; on a projector at 200% they
+    once overlapped (the samples drawn under "Sample again" and its score line)."""
+    from event_loop import pump
+    from PySide6.QtCore import QRect
+
+    window = make_window("tiny-any", scale=scale)
+    window.resize(*size)
+    view = orderings_view(window)
+    pump(40)
+    assert (window.width(), window.height()) == size
+
+    def rect(widget):
+        return QRect(widget.mapTo(view, widget.rect().topLeft()), widget.size())
+
+    parts = {"samples": view.samples, "button": view.sample_button, "score": view.score_label, "table": view.table,
+             "measure": view.measure_button}
+    rects = {name: rect(widget) for name, widget in parts.items()}
+    names = list(rects)
+    for i, a in enumerate(names):
+        assert rects[a].height() > 0, f"{a} has no room"
+        for b in names[i + 1:]:
+            assert not rects[a].intersects(rects[b]), f"{a} {rects[a]} overprints {b} {rects[b]}"
+    # Everything is on screen, not scrolled out of the column.
+    column = view.right_scroll.viewport()
+    visible = QRect(column.mapTo(view, column.rect().topLeft()), column.size())
+    for name in ("samples", "button", "table"):
+        assert visible.contains(rects[name].center()), f"{name} is scrolled out of sight"

@@ -18,12 +18,14 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QSplitter,
     QTableWidget,
@@ -64,6 +66,42 @@ SCORE_IMAGES = 64  # test images scored under each edit
 TABLE_IMAGES = 256  # test images per ordering in the table
 REPAINT_MS = 40
 TABLE_COLUMNS = ("ordering", "checkpoint", "nats/image", "bits/dim", "images")
+class _ScrolledColumn(QWidget):
+    """A column inside a resizable scroll area that gets the viewport's height, not its preferred height.
+
+    A scroll area asks a widget whose layout wraps text for its height at the viewport's width, and a layout
+    answers with the height it would like (every label and table at its preferred size): the column would
+    always scroll. Its smallest height at that width is what it needs; above that the splitters share the rest.
+    """
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802 - Qt's name
+        layout = self.layout()
+        return layout.minimumHeightForWidth(width) if layout is not None else -1
+
+
+class _WrappingBox(QGroupBox):
+    """A group box whose smallest height is that of its wrapped text at its present width.
+
+    A splitter sizes its panes by their minimum size hints, which count a word-wrapped label as if it were one
+    short line; at a large scale the label then takes two and the panel's contents would overprint each other.
+    """
+
+    def minimumSizeHint(self):  # noqa: N802 - Qt's name
+        hint = super().minimumSizeHint()
+        layout = self.layout()
+        if layout is not None and layout.hasHeightForWidth() and self.width() > 0:
+            inner = self.contentsRect()  # inside the title and the frame, where the layout lays out
+            frame = (self.width() - inner.width(), self.height() - inner.height())
+            hint.setHeight(max(hint.height(), layout.minimumHeightForWidth(self.width() - frame[0]) + frame[1]))
+        return hint
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width():
+            self.updateGeometry()  # the smallest height changed with the width: the splitter asks again
+
+
+LIVE_SHARE = 0.45  # of the right column's height, for the samples under the ordering (the rest: the table)
 GRID_SHARE = 0.4  # of the width, for the grid and its tools when the view first shows (the divider moves)
 
 
@@ -125,18 +163,28 @@ class QtOrderingView(WorkerOwner, QWidget):
         left_layout.addWidget(self.validation)
         self.capability = QLabel()
         self.capability.setWordWrap(True)
-        right = QWidget()
+        right = _ScrolledColumn()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
         right_layout.addWidget(self.capability)
-        right_layout.addWidget(self._build_live(), 1)
-        right_layout.addWidget(self._build_training())
-        right_layout.addWidget(self._build_table(), 2)
+        # Samples, training and the table share the height through a divider of their own; where even their
+        # smallest sizes do not fit (a large scale on a short screen) the column scrolls: nothing overprints.
+        self.right_splitter = QSplitter(Qt.Orientation.Vertical)
+        for index, (box, stretch) in enumerate(((self._build_live(), 2), (self._build_training(), 0),
+                                                (self._build_table(), 3))):
+            self.right_splitter.addWidget(box)
+            self.right_splitter.setStretchFactor(index, stretch)
+        self.right_splitter.setChildrenCollapsible(False)
+        right_layout.addWidget(self.right_splitter, 1)
+        self.right_scroll = QScrollArea()
+        self.right_scroll.setWidgetResizable(True)
+        self.right_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.right_scroll.setWidget(right)
         # The grid is square and its height is what the screen has, so the table gets the rest of the width;
         # the divider moves either way.
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(left)
-        self.splitter.addWidget(right)
+        self.splitter.addWidget(self.right_scroll)
         self.splitter.setStretchFactor(0, 2)
         self.splitter.setStretchFactor(1, 3)
         self.splitter.setChildrenCollapsible(False)
@@ -149,8 +197,9 @@ class QtOrderingView(WorkerOwner, QWidget):
         self.addAction(undo)
 
     def _build_live(self) -> QWidget:
-        self.live_box = QGroupBox("Under this ordering, now")
-        self.samples = QtPixelView(min_size=160)
+        self.live_box = _WrappingBox("Under this ordering, now")
+        # Small at its smallest, so that the samples, the table and their labels fit a projector at 200%.
+        self.samples = QtPixelView(min_size=72)
         self.samples.setAccessibleName("samples under this ordering")
         self.sample_button = QPushButton("Sample again")
         self.sample_button.clicked.connect(self.sample)
@@ -363,10 +412,19 @@ class QtOrderingView(WorkerOwner, QWidget):
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
         if not self._split_done and self.splitter.width() > 0:
-            # A splitter starts from its children's size hints, which would give the grid most of the width.
             self._split_done = True
-            width = self.splitter.width()
-            self.splitter.setSizes([int(width * GRID_SHARE), width - int(width * GRID_SHARE)])
+            # After the layout has settled: a splitter starts from its children's size hints, which would give
+            # the grid most of the width and the samples most of the height.
+            QTimer.singleShot(0, self._initial_split)
+
+    def _initial_split(self) -> None:
+        width = self.splitter.width()
+        self.splitter.setSizes([int(width * GRID_SHARE), width - int(width * GRID_SHARE)])
+        height = self.right_scroll.viewport().height() - self.capability.height()
+        training = self.train_box.sizeHint().height() if self.train_box.isVisibleTo(self) else 0
+        live = int((height - training) * LIVE_SHARE)
+        self.right_splitter.setSizes([live, training, max(0, height - training - live)])
+
 
     def _on_hover(self, row: int, col: int) -> None:
         if row >= 0:

@@ -10,7 +10,7 @@ import math
 import time
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QEvent, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QMenu, QSplitter, QStackedWidget, QVBoxLayout, QWidget
 
@@ -33,6 +33,26 @@ from app.ui.workers import Frame, SamplingWorker
 REPAINT_MS = 25  # 40 Hz: smooth slow motion
 FAST_REPAINT_MS = 66  # 15 Hz when running flat out: painting less leaves the CPU (and the GIL) to sampling
 MAX_MARKERS = 256
+
+
+class _CurrentPageStack(QStackedWidget):
+    """A stack as small as the page it shows: a plain one takes the largest minimum of all its pages, and the
+    two grids side by side would widen the single grid's pane."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.currentChanged.connect(lambda _: self.updateGeometry())
+
+    def minimumSizeHint(self):  # noqa: N802 - Qt's name
+        page = self.currentWidget()
+        return page.minimumSizeHint().expandedTo(page.minimumSize()) if page is not None else super().minimumSizeHint()
+
+    def sizeHint(self):  # noqa: N802 - Qt's name
+        page = self.currentWidget()
+        return page.sizeHint() if page is not None else super().sizeHint()
+
+
+GRID_SHARE = 0.62  # at most, of the width, for the grid when the view first shows (the divider moves)
 
 
 class QtSampleView(PlaybackMixin, QWidget):
@@ -94,7 +114,7 @@ class QtSampleView(PlaybackMixin, QWidget):
         self.comparison = QtSamplerComparison()
         for grid in self.comparison.grids.values():
             grid.pixel_clicked.connect(self._on_grid_click)
-        self.grids = QStackedWidget()  # one grid, or naive and cached side by side
+        self.grids = _CurrentPageStack()  # one grid, or naive and cached side by side
         self.grids.addWidget(self.grid)
         self.grids.addWidget(self.comparison)
         splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -102,6 +122,10 @@ class QtSampleView(PlaybackMixin, QWidget):
         splitter.addWidget(right)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
+        self.splitter = splitter
+        self._user_split = False  # once the divider is dragged, the user's split is kept
+        splitter.splitterMoved.connect(self._on_divider_moved)
+        splitter.installEventFilter(self)
         middle = QVBoxLayout()
         middle.addWidget(splitter, 1)
         middle.addWidget(self.digits)
@@ -493,8 +517,28 @@ class QtSampleView(PlaybackMixin, QWidget):
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
+        if not self._user_split:
+            QTimer.singleShot(0, self._initial_split)  # once the layout has settled
         if self._pending_run is not None:
             self._resume_pending_run()
+
+    def _on_divider_moved(self, *_) -> None:
+        self._user_split = True
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt's name
+        if watched is self.splitter and event.type() == QEvent.Type.Resize and not self._user_split:
+            QTimer.singleShot(0, self._initial_split)  # the room changed: the grid stays square
+        return super().eventFilter(watched, event)
+
+    def _initial_split(self) -> None:
+        """The grid as wide as it is tall (it is square), the chart the rest: a splitter left to its children's
+        size hints gives the grid blank margins and crushes the chart, its title and its axis at 200%."""
+        if self._user_split or self.splitter.width() <= 0:
+            return
+        width, height = self.splitter.width(), self.splitter.height()
+        squares = 2 if self.grids.currentWidget() is self.comparison else 1
+        grid = min(squares * height, int(width * GRID_SHARE))
+        self.splitter.setSizes([grid, width - grid])
 
 
 __all__ = ["QtSampleView"]
