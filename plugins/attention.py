@@ -96,6 +96,8 @@ class Block(nn.Module):
 class AttentionHparams(Hparams):
     """The transformer's size: ``layers`` blocks of ``heads``-headed attention over ``width`` features."""
 
+    owner = "Masked self-attention"
+
     width: int = hparam(128, ge=1)
     layers: int = hparam(4, ge=1)
     heads: int = hparam(4, ge=1)

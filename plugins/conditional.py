@@ -74,6 +74,8 @@ def condition_channels(spec: ConditionSpec) -> int:
 class ConditionalGatedHparams(GatedPixelCNNHparams):
     """The conditional Gated PixelCNNs' size: smaller than the unconditional one's, for the same data."""
 
+    owner = "Class-conditional Gated PixelCNN"
+
     channels: int = hparam(48, ge=1)
     layers: int = hparam(8, ge=1)
     head_channels: int = hparam(96, ge=1)
@@ -82,6 +84,8 @@ class ConditionalGatedHparams(GatedPixelCNNHparams):
 @dataclass(frozen=True)
 class SuperResolutionHparams(ConditionalGatedHparams):
     """The super-resolution model's size, with the features the 7x7 condition is lifted to."""
+
+    owner = "Super-resolution Gated PixelCNN"
 
     cond_channels: int = hparam(32, ge=1)
 

@@ -57,6 +57,8 @@ class GatedLayer(nn.Module):
 class GatedPixelCNNHparams(Hparams):
     """Gated PixelCNN's size: ``layers`` gated layers of ``channels`` features, skip sum, a 1x1 head."""
 
+    owner = "Gated PixelCNN"
+
     channels: int = hparam(64, ge=1)
     layers: int = hparam(10, ge=1)
     kernel: int = hparam(5, ge=1, odd=True)  # the stacks' kernels need a centre column

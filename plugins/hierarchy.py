@@ -78,6 +78,8 @@ class ColourStageHparams(PixelCNNHparams):
     """The colour stage's size, the features of its grey condition, and its categorical head (whose logits
     the constraint acts on)."""
 
+    owner = "The colour stage"
+
     channels: int = hparam(48, ge=1)
     head_channels: int = hparam(96, ge=1)
     likelihood: str | None = hparam("categorical", absent="categorical")

@@ -37,6 +37,8 @@ class MaskedLinear(nn.Linear):
 class MADEHparams(Hparams):
     """MADE's size: its hidden layers, its connectivity masks, and whether outputs also see inputs directly."""
 
+    owner = "MADE"
+
     hidden: tuple[int, ...] = hparam((500,), ge=1)
     num_masks: int = hparam(1, ge=1)
     mask_seed: int = hparam(0, ge=0)

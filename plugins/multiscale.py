@@ -127,6 +127,8 @@ class MultiscaleHparams(Hparams):
     """The base grid (``base`` x ``base``, 0 for the largest that halves down from the image) and its PixelCNN,
     and the dilated group nets of every finer grid."""
 
+    owner = "Parallel multiscale PixelCNN"
+
     base: int = hparam(7, ge=0)
     base_channels: int = hparam(32, ge=1)
     base_layers: int = hparam(3, ge=1)

@@ -40,6 +40,8 @@ class OrderAgnosticHparams(Hparams):
     """The MLP's hidden layers, the share of structured orderings among training orderings, and how many
     rows (image x step) of hidden units the single-pass scorer computes at a time."""
 
+    owner = "Order-agnostic NADE"
+
     # Checkpoints from before the defaults grew have 500 x 500 and random orderings only.
     hidden: tuple[int, ...] = hparam((1000, 1000), ge=1, min_items=1, absent=(500, 500))
     structured: float = hparam(0.6, ge=0, le=1, absent=0.0)

@@ -26,6 +26,8 @@ from plugins.layers import ClassBias, MaskedConv2d
 class PixelCNNHparams(Hparams):
     """PixelCNN's size: residual mask-B layers of ``channels`` features, then a 1x1 head."""
 
+    owner = "PixelCNN"
+
     channels: int = hparam(64, ge=1)
     layers: int = hparam(5, ge=0)
     kernel: int = hparam(7, ge=1, odd=True)  # masked kernels need a centre pixel

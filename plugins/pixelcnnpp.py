@@ -130,6 +130,8 @@ class PixelCNNPlusPlusHparams(Hparams):
     """PixelCNN++'s size: ``resnets`` gated ResNets per resolution, ``resolutions`` of them, and the
     components of the discretized logistic mixture."""
 
+    owner = "PixelCNN++"
+
     channels: int = hparam(36, ge=1)
     resnets: int = hparam(2, ge=1)
     resolutions: int = hparam(3, ge=1)

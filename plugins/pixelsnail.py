@@ -93,6 +93,8 @@ class CausalAttention(nn.Module):
 class PixelSNAILHparams(Hparams):
     """PixelSNAIL's size: ``blocks`` of gated residual convolutions, each followed by causal attention."""
 
+    owner = "PixelSNAIL"
+
     channels: int = hparam(64, ge=1)
     blocks: int = hparam(3, ge=1)
     residual_per_block: int = hparam(2, ge=1)

@@ -30,6 +30,8 @@ RNNState = Tensor | tuple[Tensor, Tensor]
 class RNNHparams(Hparams):
     """The recurrent cell (``lstm`` or ``gru``), its hidden units and its stacked layers."""
 
+    owner = "RNN"
+
     cell: str = hparam("lstm", choices=tuple(CELLS))
     hidden: int = hparam(256, ge=1)
     layers: int = hparam(2, ge=1)

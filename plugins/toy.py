@@ -39,6 +39,8 @@ def _expand(table: Tensor, batch: int) -> Tensor:
 class HistogramHparams(Hparams):
     """None: a histogram has one free logit per value and nothing to size."""
 
+    owner = "Histogram"
+
 
 class HistogramModel(ARModel):
     """A free K-way table per dimension: p(x_d = k) = softmax(logits_d)_k, independent of the other dims."""
@@ -71,6 +73,8 @@ class HistogramModel(ARModel):
 class MixtureHparams(Hparams):
     """The components of the 1-D mixture."""
 
+    owner = "Discretized logistic mixture"
+
     mixtures: int = hparam(4, ge=1)
 
 
@@ -91,6 +95,8 @@ class MixtureModel(ARModel):
 @dataclass(frozen=True)
 class TwoDimHparams(Hparams):
     """The width of the MLP from x1 to the distribution of x2."""
+
+    owner = "2-D autoregressive model"
 
     hidden: int = hparam(64, ge=1)
 

@@ -89,6 +89,8 @@ class GatedResidualLayer(nn.Module):
 class WaveNetHparams(Hparams):
     """WaveNet's size: ``stacks`` cycles of ``dilation_cycle`` gated layers (dilations 1, 2, 4, ...)."""
 
+    owner = "WaveNet"
+
     channels: int = hparam(64, ge=1)
     skip_channels: int = hparam(128, ge=1)
     head_channels: int = hparam(128, ge=1)
