@@ -18,12 +18,15 @@ attending to the cached keys and values of the earlier ones; the conditionals eq
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from app.core import hookimpl
+from app.core.hparams import Hparams, hparam
 from app.core.likelihoods import default_likelihood
 from app.core.model import ARModel, ModelConfig, ModelSpec, differentiable_one_hot
 from app.core.orderings import Ordering
@@ -89,21 +92,35 @@ class Block(nn.Module):
         return h + self.mlp(self.norm2(h))
 
 
+@dataclass(frozen=True)
+class AttentionHparams(Hparams):
+    """The transformer's size: ``layers`` blocks of ``heads``-headed attention over ``width`` features."""
+
+    owner = "Masked self-attention"
+
+    width: int = hparam(128, ge=1)
+    layers: int = hparam(4, ge=1)
+    heads: int = hparam(4, ge=1)
+    mlp_ratio: int = hparam(4, ge=1)
+
+
 class MaskedAttention(ARModel):
     """A decoder-only transformer over the C*H*W dimensions of an image, in a given ordering."""
 
+    hparams_class = AttentionHparams
+
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config, default_likelihood(config.num_values))
-        hp = config.hparams
-        width = int(hp.get("width", 128))
-        self.heads = int(hp.get("heads", 4))
+        hp = self.hp = AttentionHparams.from_hparams(config.hparams)
+        width = hp.width
+        self.heads = hp.heads
         num_dims = config.num_dims
         self.value_embedding = nn.Linear(config.num_values, width, bias=False)
         self.input_position = nn.Parameter(torch.zeros(num_dims, width))
         self.target_position = nn.Parameter(torch.zeros(num_dims, width))
         self.start = nn.Parameter(torch.zeros(width))
         self.blocks = nn.ModuleList(
-            Block(width, self.heads, int(hp.get("mlp_ratio", 4))) for _ in range(int(hp.get("layers", 4)))
+            Block(width, self.heads, hp.mlp_ratio) for _ in range(hp.layers)
         )
         self.norm = nn.LayerNorm(width)
         self.head = nn.Linear(width, self.likelihood.params_per_dim)
@@ -213,7 +230,6 @@ def _description(any_order: bool) -> str:
     return common + "The ordering is chosen when the model is trained, as for MADE."
 
 
-_DEFAULTS = {"width": 128, "layers": 4, "heads": 4, "mlp_ratio": 4}
 _TINY = {"width": 16, "layers": 2, "heads": 2, "mlp_ratio": 2, "kit_norm_shape": (1, 3, 4)}
 
 ATTENTION = ModelSpec(
@@ -224,7 +240,6 @@ ATTENTION = ModelSpec(
     orderings="build",
     lecture_section="Lecture 2, Masked attention (any ordering: raster, columns, random, ...)",
     data_kinds=("binary", "grey", "colour"),
-    default_hparams=dict(_DEFAULTS),
     tiny_hparams=dict(_TINY),
     sampler_modes=("cached",),
 )
@@ -237,7 +252,6 @@ ANY_ORDER_ATTENTION = ModelSpec(
     orderings="any",
     lecture_section="Lecture 2, Masked attention: any autoregressive ordering we want",
     data_kinds=("binary", "grey", "colour"),
-    default_hparams=dict(_DEFAULTS),
     tiny_hparams=dict(_TINY),
     sampler_modes=("cached",),
 )

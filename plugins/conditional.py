@@ -16,12 +16,15 @@ every layer may see all of it: only the image itself must stay masked.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from app.core import hookimpl
+from app.core.hparams import hparam
 from app.core.model import ConditionSpec, ModelConfig, ModelSpec
-from plugins.gated_pixelcnn import GatedPixelCNN
+from plugins.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNHparams
 
 #: The super-resolution condition: 7x7 block counts. ``derive="downsample"`` average-pools a binary 28x28 image
 #: to 7x7 and quantises the block means to 17 levels, which for 4x4 blocks of 0/1 pixels is exactly the count.
@@ -67,17 +70,43 @@ def condition_channels(spec: ConditionSpec) -> int:
     return int(spec.shape[0]) if len(spec.shape) == 3 else 1
 
 
+@dataclass(frozen=True)
+class ConditionalGatedHparams(GatedPixelCNNHparams):
+    """The conditional Gated PixelCNNs' size: smaller than the unconditional one's, for the same data."""
+
+    owner = "Class-conditional Gated PixelCNN"
+
+    channels: int = hparam(48, ge=1)
+    layers: int = hparam(8, ge=1)
+    head_channels: int = hparam(96, ge=1)
+
+
+@dataclass(frozen=True)
+class SuperResolutionHparams(ConditionalGatedHparams):
+    """The super-resolution model's size, with the features the 7x7 condition is lifted to."""
+
+    owner = "Super-resolution Gated PixelCNN"
+
+    cond_channels: int = hparam(32, ge=1)
+
+
+class ClassConditionalGatedPixelCNN(GatedPixelCNN):
+    """A Gated PixelCNN whose every layer adds a bias chosen by the label (the base class does the work)."""
+
+    hparams_class = ConditionalGatedHparams
+
+
 class SpatialConditionGatedPixelCNN(GatedPixelCNN):
     """A Gated PixelCNN whose every gated layer gets a spatial bias computed from an image condition."""
+
+    hparams_class = SuperResolutionHparams
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
         cond = config.condition
         if cond is None or cond.kind != "image":
             raise ValueError("this model needs an image condition")
-        hp = config.hparams
-        features = int(hp.get("cond_channels", 32))
-        channels = int(hp.get("channels", 64))
+        features, channels = self.hp.cond_channels, self.hp.channels
         self.encoder = ImageConditionEncoder(condition_channels(cond), cond.num_values, features)
         for layer in self.layers:
             # The gated layer adds ``class_bias(cond)`` to both stacks' pre-activations (2 * channels of them).
@@ -98,7 +127,6 @@ class SpatialConditionGatedPixelCNN(GatedPixelCNN):
         return super().forward(x, self.condition_features(cond, (x.shape[2], x.shape[3])))
 
 
-_GATED_DEFAULTS = {"channels": 48, "layers": 8, "kernel": 5, "first_kernel": 7, "head_channels": 96}
 _GATED_TINY = {
     "channels": 8, "layers": 3, "kernel": 3, "first_kernel": 3, "head_channels": 8,
     "kit_shape": (1, 4, 4), "kit_norm_shape": (1, 3, 3),
@@ -113,11 +141,10 @@ CLASS_CONDITIONAL = ModelSpec(
         "(binarized-mnist-labelled, mnist-threshold, mnist, synthetic-digits); the standard binarized MNIST has "
         "none, and binarized-mnist-labelled binarizes MNIST the same stochastic way, keeping its labels."
     ),
-    build=GatedPixelCNN,
+    build=ClassConditionalGatedPixelCNN,
     orderings="fixed",
     lecture_section="Lecture 2, Conditional PixelCNN (class-conditional generation)",
     data_kinds=("binary", "grey"),
-    default_hparams=dict(_GATED_DEFAULTS),
     tiny_hparams=dict(_GATED_TINY),
     condition=CLASS_CONDITION,
     sampler_modes=("cached",),
@@ -135,7 +162,6 @@ SUPER_RESOLUTION = ModelSpec(
     orderings="fixed",
     lecture_section="Lecture 2, Conditional PixelCNN (super-resolution from a low-resolution image)",
     data_kinds=("binary",),
-    default_hparams={**_GATED_DEFAULTS, "cond_channels": 32},
     tiny_hparams={**_GATED_TINY, "cond_channels": 6},
     condition=SUPERRES_CONDITION,
     sampler_modes=("cached",),

@@ -9,10 +9,13 @@ as a learned bias.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from app.core import hookimpl
+from app.core.hparams import Hparams, hparam
 from app.core.model import ARModel, ModelConfig, ModelSpec
 from plugins.fast_pixelcnn import GatedPixelCNNProgram, make_cached_sampler, register_family
 from plugins.layers import ClassBias, DownConv, RightConv, gate, shift_down, shift_right
@@ -50,23 +53,37 @@ class GatedLayer(nn.Module):
         return v_out, h_out, self.skip(gated)
 
 
+@dataclass(frozen=True)
+class GatedPixelCNNHparams(Hparams):
+    """Gated PixelCNN's size: ``layers`` gated layers of ``channels`` features, skip sum, a 1x1 head."""
+
+    owner = "Gated PixelCNN"
+
+    channels: int = hparam(64, ge=1)
+    layers: int = hparam(10, ge=1)
+    kernel: int = hparam(5, ge=1, odd=True)  # the stacks' kernels need a centre column
+    first_kernel: int = hparam(7, ge=1, odd=True)
+    head_channels: int = hparam(128, ge=1)
+
+
 class GatedPixelCNN(ARModel):
     """Vertical and horizontal stacks of gated layers, skip connections, a 1x1 head."""
 
+    hparams_class: type[Hparams] = GatedPixelCNNHparams
+
     def __init__(self, config: ModelConfig) -> None:
-        super().__init__(config, likelihood_for(config))
+        hp = self.hparams_class.from_hparams(config.hparams)
+        super().__init__(config, likelihood_for(config, hp))
         if config.channels != 1:
             raise ValueError("this Gated PixelCNN models single-channel images (binary or grey)")
-        hp = config.hparams
-        ch = int(hp.get("channels", 64))
-        layers = int(hp.get("layers", 10))
-        kernel = int(hp.get("kernel", 5))
+        self.hp = hp
+        ch = hp.channels
         num_classes = config.condition.num_classes if config.condition and config.condition.kind == "class" else 0
         self.layers = nn.ModuleList(
-            GatedLayer(1 if i == 0 else ch, ch, kernel if i else int(hp.get("first_kernel", 7)), i == 0, num_classes)
-            for i in range(layers)
+            GatedLayer(1 if i == 0 else ch, ch, hp.kernel if i else hp.first_kernel, i == 0, num_classes)
+            for i in range(hp.layers)
         )
-        head = int(hp.get("head_channels", 2 * ch))
+        head = hp.head_channels
         self.head1 = nn.Conv2d(ch, head, 1)
         self.head2 = nn.Conv2d(head, self.likelihood.params_per_dim, 1)
 
@@ -100,7 +117,6 @@ SPEC = ModelSpec(
     orderings="fixed",
     lecture_section="Lecture 2, Gated PixelCNN (vertical and horizontal stacks)",
     data_kinds=("binary", "grey"),
-    default_hparams={"channels": 64, "layers": 10, "kernel": 5, "first_kernel": 7, "head_channels": 128},
     sampler_modes=("cached",),
     tiny_hparams={"channels": 8, "layers": 3, "kernel": 3, "first_kernel": 3, "head_channels": 8},
 )

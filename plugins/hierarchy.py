@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from app.core import hookimpl
 from app.core.conditions import derive_condition
 from app.core.errors import ModelError
+from app.core.hparams import hparam
 from app.core.likelihoods import Categorical
 from app.core.model import ARModel, ConditionSpec, ModelConfig, ModelSpec, differentiable_one_hot
 from app.core.sampling import SampleStep, sample_steps
@@ -46,7 +47,7 @@ from app.core.scoring import bits_per_dim, score
 from app.core.stages import PriorStage, Stage, StageSources, whole_image_stage
 from plugins.colour_datasets import GREY_CONDITION, GREY_STAGE_DATASET
 from plugins.conditional import ImageConditionEncoder, condition_channels
-from plugins.pixelcnn import PixelCNN
+from plugins.pixelcnn import PixelCNN, PixelCNNHparams
 
 #: Added to the logit of every value that cannot reach the given grey level: probability exp(-10,000) = 0.
 IMPOSSIBLE = -1.0e4
@@ -72,11 +73,25 @@ def feasibility_table(spec: ConditionSpec, channels: int, num_values: int) -> Te
     return table
 
 
+@dataclass(frozen=True)
+class ColourStageHparams(PixelCNNHparams):
+    """The colour stage's size, the features of its grey condition, and its categorical head (whose logits
+    the constraint acts on)."""
+
+    owner = "The colour stage"
+
+    channels: int = hparam(48, ge=1)
+    head_channels: int = hparam(96, ge=1)
+    likelihood: str | None = hparam("categorical", absent="categorical")
+    cond_channels: int = hparam(32, ge=1)
+
+
 class ColourGivenGreyPixelCNN(PixelCNN):
     """A colour PixelCNN conditioned on a grey image, constrained to colours whose grey is that image."""
 
+    hparams_class = ColourStageHparams
+
     def __init__(self, config: ModelConfig) -> None:
-        config.hparams.setdefault("likelihood", "categorical")
         super().__init__(config)
         cond = config.condition
         if cond is None or cond.kind != "image":
@@ -85,7 +100,7 @@ class ColourGivenGreyPixelCNN(PixelCNN):
         cond = config.condition = dataclasses.replace(cond, shape=(1, config.height, config.width))
         if not isinstance(self.likelihood, Categorical):
             raise ValueError("the colour stage needs a categorical head (its constraint acts on logits)")
-        features = int(config.hparams.get("cond_channels", 32))
+        features = self.hp.cond_channels
         channels = self.first.out_channels
         self.encoder = ImageConditionEncoder(condition_channels(cond), cond.num_values, features)
         # PixelCNN adds ``class_bias[i](cond)`` after the first layer and every residual layer.
@@ -152,10 +167,6 @@ COLOUR_STAGE = ModelSpec(
     orderings="fixed",
     lecture_section="Lecture 2, grayscale hierarchy (binary image first, then colour given it)",
     data_kinds=("colour",),
-    default_hparams={
-        "channels": 48, "layers": 5, "kernel": 7, "first_kernel": 7, "head_channels": 96, "cond_channels": 32,
-        "likelihood": "categorical",
-    },
     tiny_hparams={
         "channels": 12, "layers": 2, "kernel": 3, "first_kernel": 3, "head_channels": 12, "cond_channels": 6,
     },

@@ -9,12 +9,15 @@ an autoregressive model with the same ordering.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from app.core import hookimpl
+from app.core.hparams import Hparams, hparam
 from app.core.likelihoods import Categorical
 from app.core.model import ARModel, ModelConfig, ModelSpec
 
@@ -30,16 +33,31 @@ class MaskedLinear(nn.Linear):
         return F.linear(x, self.weight * self.masks[mask_index], self.bias)
 
 
+@dataclass(frozen=True)
+class MADEHparams(Hparams):
+    """MADE's size: its hidden layers, its connectivity masks, and whether outputs also see inputs directly."""
+
+    owner = "MADE"
+
+    hidden: tuple[int, ...] = hparam((500,), ge=1)
+    num_masks: int = hparam(1, ge=1)
+    mask_seed: int = hparam(0, ge=0)
+    # Checkpoints from before the direct connections were added have none.
+    direct: bool = hparam(True, absent=False)
+
+
 class MADE(ARModel):
     """MADE over the C*H*W dimensions of an image, in the ordering chosen at build time."""
+
+    hparams_class = MADEHparams
 
     def __init__(self, config: ModelConfig) -> None:
         k = config.num_values
         super().__init__(config, Categorical(k))
-        hp = config.hparams
-        hidden = [int(h) for h in hp.get("hidden", [500])]
-        self.num_masks = int(hp.get("num_masks", 1))
-        seed = int(hp.get("mask_seed", 0))
+        hp = self.hp = MADEHparams.from_hparams(config.hparams)
+        hidden = list(hp.hidden)
+        self.num_masks = hp.num_masks
+        seed = hp.mask_seed
         c, h, w = config.shape
         d = c * h * w
         # Degree of each input dimension = its step in the ordering (positions, then channels within one).
@@ -73,7 +91,7 @@ class MADE(ARModel):
         # Only the weights the mask allows are parameters (about half of a D x D matrix): the checkpoint holds
         # no zeros, and the dense matrix is rebuilt from them at each call.
         self.direct_weight: nn.Parameter | None = None
-        if hp.get("direct", False):
+        if hp.direct:
             out_deg = np.repeat(in_degree, self.out_params)
             rows, cols = np.nonzero(out_deg[:, None] > in_degree[None, :])
             self.register_buffer("direct_rows", torch.as_tensor(rows), persistent=False)
@@ -144,7 +162,6 @@ SPEC = ModelSpec(
     orderings="build",
     lecture_section="Lecture 2, Masked Autoencoder for Distribution Estimation (MADE)",
     data_kinds=("binary", "grey", "colour"),
-    default_hparams={"hidden": [500], "num_masks": 1, "mask_seed": 0, "direct": True},
     tiny_hparams={"hidden": [32, 32], "num_masks": 3},
     paper_nll="88.40 (1 mask), 86.64 (32 masks)",
 )

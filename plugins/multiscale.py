@@ -17,6 +17,7 @@ only the sub-network that a step needs (the base PixelCNN, or one resolution's n
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -25,6 +26,7 @@ from torch import Tensor, nn
 
 from app.core import hookimpl
 from app.core.errors import ModelError
+from app.core.hparams import Hparams, hparam
 from app.core.model import ARModel, ModelConfig, ModelSpec
 from app.core.orderings import Ordering
 from app.core.sampling import Sampler
@@ -120,23 +122,36 @@ def known_mask(height: int, width: int, group: int, device: torch.device, dtype:
     return mask
 
 
+@dataclass(frozen=True)
+class MultiscaleHparams(Hparams):
+    """The base grid (``base`` x ``base``, 0 for the largest that halves down from the image) and its PixelCNN,
+    and the dilated group nets of every finer grid."""
+
+    owner = "Parallel multiscale PixelCNN"
+
+    base: int = hparam(7, ge=0)
+    base_channels: int = hparam(32, ge=1)
+    base_layers: int = hparam(3, ge=1)
+    base_kernel: int = hparam(5, ge=1, odd=True)
+    channels: int = hparam(48, ge=1)
+    dilations: tuple[int, ...] = hparam((1, 2, 4, 8), ge=1, min_items=1)
+
+
 class MultiscalePixelCNN(ARModel):
     """A base-grid PixelCNN and one parallel group net per doubling of the resolution (single channel)."""
 
+    hparams_class = MultiscaleHparams
+
     def __init__(self, config: ModelConfig) -> None:
-        super().__init__(config, likelihood_for(config))
+        hp = self.hp = MultiscaleHparams.from_hparams(config.hparams)
+        super().__init__(config, likelihood_for(config, hp))
         if config.channels != 1:
             raise ValueError("this multiscale PixelCNN models single-channel images (binary or grey)")
-        hp = config.hparams
-        base = int(hp.get("base", 7)) or auto_base(config.height, config.width)
+        base = hp.base or auto_base(config.height, config.width)
         self.levels = num_levels(config.height, config.width, base)
         params = self.likelihood.params_per_dim
-        self.base = BasePixelCNN(
-            int(hp.get("base_channels", 32)), int(hp.get("base_layers", 3)), int(hp.get("base_kernel", 5)), params
-        )
-        dilations = tuple(int(d) for d in hp.get("dilations", (1, 2, 4, 8)))
-        channels = int(hp.get("channels", 48))
-        self.group_nets = nn.ModuleList(GroupNet(channels, dilations, params) for _ in range(self.levels))
+        self.base = BasePixelCNN(hp.base_channels, hp.base_layers, hp.base_kernel, params)
+        self.group_nets = nn.ModuleList(GroupNet(hp.channels, hp.dilations, params) for _ in range(self.levels))
         self.plan = multiscale_plan(config.height, config.width, self.levels)
         self.ordering = Ordering(
             config.height, config.width, _positions(np.concatenate(self.plan), config.width), name="multiscale"
@@ -250,9 +265,6 @@ SPEC = ModelSpec(
     orderings="fixed",
     lecture_section="Lecture 2, parallel multiscale PixelCNN (O(log N) sampling)",
     data_kinds=("binary", "grey"),
-    default_hparams={
-        "base": 7, "base_channels": 32, "base_layers": 3, "base_kernel": 5, "channels": 48, "dilations": [1, 2, 4, 8],
-    },
     tiny_hparams={
         "base": 0, "base_channels": 6, "base_layers": 1, "base_kernel": 3, "channels": 6, "dilations": [1, 2],
         "kit_shape": (1, 4, 4), "kit_norm_shape": (1, 2, 4),

@@ -20,11 +20,14 @@ which are what the lecture's orderings and a painted one look like.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from app.core import hookimpl
+from app.core.hparams import Hparams, hparam
 from app.core.likelihoods import Bernoulli
 from app.core.model import ARModel, ModelConfig, ModelSpec
 from app.core.ordering_families import DEFAULT_MIX, TrainingOrderings
@@ -32,21 +35,35 @@ from app.core.orderings import Ordering
 from app.core.sampling import Sampler
 
 
+@dataclass(frozen=True)
+class OrderAgnosticHparams(Hparams):
+    """The MLP's hidden layers, the share of structured orderings among training orderings, and how many
+    rows (image x step) of hidden units the single-pass scorer computes at a time."""
+
+    owner = "Order-agnostic NADE"
+
+    # Checkpoints from before the defaults grew have 500 x 500 and random orderings only.
+    hidden: tuple[int, ...] = hparam((1000, 1000), ge=1, min_items=1, absent=(500, 500))
+    structured: float = hparam(0.6, ge=0, le=1, absent=0.0)
+    chunk: int = hparam(16384, ge=1, listed=False)
+
+
 class OrderAgnosticNADE(ARModel):
     """An MLP from (x * mask, mask) to a logit for every pixel, valid for any mask."""
+
+    hparams_class = OrderAgnosticHparams
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config, Bernoulli())
         if config.channels != 1:
             raise ValueError("order-agnostic NADE models single-channel binary images")
         d = config.num_dims
-        hidden = [int(h) for h in config.hparams.get("hidden", [500, 500])]
-        if not hidden:
-            raise ValueError("order-agnostic NADE needs at least one hidden layer")
+        hp = self.hp = OrderAgnosticHparams.from_hparams(config.hparams)
+        hidden = list(hp.hidden)
         sizes = [2 * d, *hidden, d]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
-        self.chunk = int(config.hparams.get("chunk", 16384))  # rows (image x step) of hidden units at a time
-        structured = float(config.hparams.get("structured", 0.0))
+        self.chunk = hp.chunk
+        structured = hp.structured
         self.families = None
         if structured > 0:
             mix = {k: v * structured / (1 - DEFAULT_MIX["random"]) for k, v in DEFAULT_MIX.items() if k != "random"}
@@ -155,9 +172,7 @@ SPEC = ModelSpec(
     orderings="any",
     lecture_section="Lecture 2, orderings: order-agnostic training (DeepNADE, Uria et al. 2014)",
     data_kinds=("binary",),
-    default_hparams={"hidden": [1000, 1000], "structured": 0.6},
     tiny_hparams={"hidden": [32, 32]},
-    hparam_keys=("chunk",),
     sampler_modes=("single-pass",),
 )
 

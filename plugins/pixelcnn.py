@@ -8,37 +8,56 @@ Colour images use channel groups at the centre (R before G before B).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from app.core import hookimpl
+from app.core.hparams import Hparams, hparam
 from app.core.likelihoods import default_likelihood, make_likelihood
 from app.core.model import ARModel, ModelConfig, ModelSpec
 from plugins.fast_pixelcnn import PixelCNNProgram, make_cached_sampler, register_family
 from plugins.layers import ClassBias, MaskedConv2d
 
 
-def likelihood_for(config: ModelConfig):
-    name = config.hparams.get("likelihood")
+@dataclass(frozen=True)
+class PixelCNNHparams(Hparams):
+    """PixelCNN's size: residual mask-B layers of ``channels`` features, then a 1x1 head."""
+
+    owner = "PixelCNN"
+
+    channels: int = hparam(64, ge=1)
+    layers: int = hparam(5, ge=0)
+    kernel: int = hparam(7, ge=1, odd=True)  # masked kernels need a centre pixel
+    first_kernel: int = hparam(7, ge=1, odd=True)
+    head_channels: int = hparam(128, ge=1)
+    likelihood: str | None = hparam(None, listed=False)  # a head of app.core.likelihoods by name
+    likelihood_args: dict[str, Any] = hparam(factory=dict, listed=False)
+
+
+def likelihood_for(config: ModelConfig, hp: Hparams):
+    """The head ``hp.likelihood`` names (with ``hp.likelihood_args``), else the data's default head."""
+    name = getattr(hp, "likelihood", None)
     if name:
-        return make_likelihood(name, config.num_values, **config.hparams.get("likelihood_args", {}))
+        return make_likelihood(name, config.num_values, **getattr(hp, "likelihood_args", {}))
     return default_likelihood(config.num_values)
 
 
 class PixelCNN(ARModel):
     """7x7 mask-A convolution, residual mask-B layers, then two 1x1 layers to the head's parameters."""
 
+    hparams_class: type[Hparams] = PixelCNNHparams
+
     def __init__(self, config: ModelConfig) -> None:
-        super().__init__(config, likelihood_for(config))
-        hp = config.hparams
+        hp = self.hparams_class.from_hparams(config.hparams)
+        super().__init__(config, likelihood_for(config, hp))
+        self.hp = hp
         c = config.channels
-        ch = int(hp.get("channels", 64))
-        ch = max(c, ch - ch % c)  # divisible by the channel groups
-        layers = int(hp.get("layers", 5))
-        kernel = int(hp.get("kernel", 7))
-        first_kernel = int(hp.get("first_kernel", 7))
-        head = int(hp.get("head_channels", ch * 2))
-        head = max(c, head - head % c)
+        ch = max(c, hp.channels - hp.channels % c)  # divisible by the channel groups
+        layers, kernel, first_kernel = hp.layers, hp.kernel, hp.first_kernel
+        head = max(c, hp.head_channels - hp.head_channels % c)
         self.groups = c
         self.first = MaskedConv2d(c, ch, first_kernel, "A", groups=c)
         self.layers = nn.ModuleList(MaskedConv2d(ch, ch, kernel, "B", groups=c) for _ in range(layers))
@@ -84,11 +103,9 @@ SPEC = ModelSpec(
     orderings="fixed",
     lecture_section="Lecture 2, PixelCNN (masked convolutions, blind spot)",
     data_kinds=("binary", "grey", "colour"),
-    default_hparams={"channels": 64, "layers": 5, "kernel": 7, "first_kernel": 7, "head_channels": 128},
     sampler_modes=("cached",),
     tiny_hparams={"channels": 12, "layers": 2, "kernel": 3, "first_kernel": 3, "head_channels": 12},
     paper_nll="81.30",
-    hparam_keys=("likelihood", "likelihood_args"),
 )
 
 

@@ -21,11 +21,14 @@ Odd sizes are handled by cropping the upsampled map to its shortcut's size, so a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from app.core import hookimpl
+from app.core.hparams import Hparams, hparam
 from app.core.likelihoods import DiscretizedLogisticMixture
 from app.core.model import ARModel, ModelConfig, ModelSpec
 from plugins.layers import shift_down, shift_right
@@ -122,21 +125,32 @@ def _ul_block(ch: int, extra: int, dropout: float) -> GatedResnet:
     return GatedResnet(ch, DownRightShiftedConv, extra, dropout)
 
 
+@dataclass(frozen=True)
+class PixelCNNPlusPlusHparams(Hparams):
+    """PixelCNN++'s size: ``resnets`` gated ResNets per resolution, ``resolutions`` of them, and the
+    components of the discretized logistic mixture."""
+
+    owner = "PixelCNN++"
+
+    channels: int = hparam(36, ge=1)
+    resnets: int = hparam(2, ge=1)
+    resolutions: int = hparam(3, ge=1)
+    mixtures: int = hparam(5, ge=1)
+    dropout: float = hparam(0.0, ge=0, lt=1)
+
+
 class PixelCNNPlusPlus(ARModel):
     """Two-stream gated ResNet over several resolutions with a discretized logistic mixture head."""
 
+    hparams_class = PixelCNNPlusPlusHparams
+
     def __init__(self, config: ModelConfig) -> None:
-        hp = config.hparams
-        mixtures = int(hp.get("mixtures", 5))
-        super().__init__(config, DiscretizedLogisticMixture(config.num_values, mixtures))
+        hp = PixelCNNPlusPlusHparams.from_hparams(config.hparams)
+        super().__init__(config, DiscretizedLogisticMixture(config.num_values, hp.mixtures))
         if config.channels != 1:
             raise ValueError("this PixelCNN++ models single-channel (grey) images")
-        ch = int(hp.get("channels", 36))
-        blocks = int(hp.get("resnets", 2))
-        levels = int(hp.get("resolutions", 3))
-        dropout = float(hp.get("dropout", 0.0))
-        if ch < 1 or blocks < 1 or levels < 1:
-            raise ValueError("channels, resnets and resolutions must be at least 1")
+        self.hp = hp
+        ch, blocks, levels, dropout = hp.channels, hp.resnets, hp.resolutions, hp.dropout
         self.levels, self.blocks = levels, blocks
         # The input carries a channel of ones so that the network can tell the zero padding from black.
         self.u_init = DownShiftedConv(2, ch, (2, 3))
@@ -224,7 +238,6 @@ SPEC = ModelSpec(
     orderings="fixed",
     lecture_section="Lecture 2, PixelCNN++ (discretized logistic mixture, downsampling, shortcuts)",
     data_kinds=("grey",),
-    default_hparams={"channels": 36, "resnets": 2, "resolutions": 3, "mixtures": 5, "dropout": 0.0},
     tiny_hparams={"channels": 6, "resnets": 1, "resolutions": 3, "mixtures": 2, "dropout": 0.0},
     paper_nll="2.92 bits/dim on CIFAR-10 (no MNIST figure in the paper)",
 )

@@ -14,11 +14,14 @@ features of a pixel never change, so each step computes the new pixel alone at e
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from app.core import hookimpl
+from app.core.hparams import Hparams, hparam
 from app.core.likelihoods import default_likelihood
 from app.core.model import ARModel, ModelConfig, ModelSpec, differentiable_one_hot
 from app.core.sampling import Sampler
@@ -86,25 +89,40 @@ class CausalAttention(nn.Module):
         return self.update(attended).reshape(h.shape)
 
 
+@dataclass(frozen=True)
+class PixelSNAILHparams(Hparams):
+    """PixelSNAIL's size: ``blocks`` of gated residual convolutions, each followed by causal attention."""
+
+    owner = "PixelSNAIL"
+
+    channels: int = hparam(64, ge=1)
+    blocks: int = hparam(3, ge=1)
+    residual_per_block: int = hparam(2, ge=1)
+    kernel: int = hparam(3, ge=1, odd=True)  # masked kernels need a centre pixel
+    first_kernel: int = hparam(5, ge=1, odd=True)
+    heads: int = hparam(2, ge=1)
+    key_channels: int = hparam(64, ge=1)
+
+
 class PixelSNAIL(ARModel):
     """Mask-A input convolution, then blocks of gated residual convolutions + causal attention, then a head."""
+
+    hparams_class = PixelSNAILHparams
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config, default_likelihood(config.num_values))
         if config.channels != 1:
             raise ValueError("this PixelSNAIL models single-channel images (binary or grey)")
-        hp = config.hparams
-        ch = int(hp.get("channels", 64))
-        kernel = int(hp.get("kernel", 3))
+        hp = self.hp = PixelSNAILHparams.from_hparams(config.hparams)
+        ch, kernel = hp.channels, hp.kernel
         k = config.num_values
-        self.input = MaskedConv2d(k, ch, int(hp.get("first_kernel", 5)), "A")
+        self.input = MaskedConv2d(k, ch, hp.first_kernel, "A")
         self.background_in = nn.Conv2d(2, ch, 1, bias=False)
-        blocks = int(hp.get("blocks", 3))
-        per_block = int(hp.get("residual_per_block", 2))
+        blocks, per_block = hp.blocks, hp.residual_per_block
         self.blocks = nn.ModuleList(
             nn.ModuleList(GatedResidualConv(ch, kernel) for _ in range(per_block)) for _ in range(blocks)
         )
-        heads, key_ch = int(hp.get("heads", 2)), int(hp.get("key_channels", 64))
+        heads, key_ch = hp.heads, hp.key_channels
         self.attention = nn.ModuleList(CausalAttention(ch, k, heads, key_ch) for _ in range(blocks))
         self.head1 = nn.Conv2d(ch, ch, 1)
         self.head2 = nn.Conv2d(ch, self.likelihood.params_per_dim, 1)
@@ -223,10 +241,6 @@ SPEC = ModelSpec(
     orderings="fixed",
     lecture_section="Lecture 2, PixelSNAIL (masked convolutions + causal self-attention)",
     data_kinds=("binary", "grey"),
-    default_hparams={
-        "channels": 64, "blocks": 3, "residual_per_block": 2, "kernel": 3, "first_kernel": 5,
-        "heads": 2, "key_channels": 64,
-    },
     tiny_hparams={
         "channels": 8, "blocks": 1, "residual_per_block": 1, "kernel": 3, "first_kernel": 3,
         "heads": 1, "key_channels": 8,

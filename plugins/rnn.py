@@ -10,10 +10,13 @@ step to step (mode "cached"): one cell step per pixel instead of re-reading the 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 
 from app.core import hookimpl
+from app.core.hparams import Hparams, hparam
 from app.core.model import ModelConfig, ModelSpec
 from app.core.orderings import Ordering
 from plugins.sequence_layers import CachedSequenceSampler, SequenceModel
@@ -23,17 +26,25 @@ CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
 RNNState = Tensor | tuple[Tensor, Tensor]
 
 
+@dataclass(frozen=True)
+class RNNHparams(Hparams):
+    """The recurrent cell (``lstm`` or ``gru``), its hidden units and its stacked layers."""
+
+    owner = "RNN"
+
+    cell: str = hparam("lstm", choices=tuple(CELLS))
+    hidden: int = hparam(256, ge=1)
+    layers: int = hparam(2, ge=1)
+
+
 class PixelRNN(SequenceModel):
     """A stacked LSTM or GRU over the step tokens (and locations), then a linear head per step."""
 
     def __init__(self, config: ModelConfig, use_location: bool = False) -> None:
         super().__init__(config, use_location)
-        hp = config.hparams
-        cell = str(hp.get("cell", "lstm")).lower()
-        if cell not in CELLS:
-            raise ValueError(f"cell must be one of {', '.join(CELLS)}, not {cell!r}")
-        hidden = int(hp.get("hidden", 256))
-        self.rnn = CELLS[cell](self.token_size + self.location_size, hidden, int(hp.get("layers", 2)), batch_first=True)
+        hp = self.hp = RNNHparams.from_hparams(config.hparams)
+        hidden = hp.hidden
+        self.rnn = CELLS[hp.cell](self.token_size + self.location_size, hidden, hp.layers, batch_first=True)
         self.head = nn.Linear(hidden, self.likelihood.params_per_dim)
 
     def inputs(self, tokens: Tensor, locations: Tensor) -> Tensor:
@@ -84,7 +95,7 @@ _COMMON = dict(
     orderings="build",
     lecture_section="Lecture 2, RNN-based autoregressive models (pixel sequence, with and without location)",
     data_kinds=("binary", "grey", "colour"),
-    default_hparams={"cell": "lstm", "hidden": 256, "layers": 2},
+    hparams_class=RNNHparams,
     tiny_hparams={"cell": "lstm", "hidden": 8, "layers": 1},
     sampler_modes=("cached",),
 )

@@ -16,12 +16,14 @@ checkpoints and the conformance kit treat them like the others.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from app.core import hookimpl
+from app.core.hparams import Hparams, hparam
 from app.core.likelihoods import Categorical, DiscretizedLogisticMixture
 from app.core.model import ARModel, ModelConfig, ModelSpec, differentiable_one_hot
 from app.core.toy_demos import DemoSpec, value_counts
@@ -31,6 +33,13 @@ from plugins.toy_datasets import MISSING_BAND
 def _expand(table: Tensor, batch: int) -> Tensor:
     """A per-dimension parameter table ``(C, H, W, P)`` repeated for a batch: ``(B, C, H, W, P)``."""
     return table.unsqueeze(0).expand(batch, *table.shape)
+
+
+@dataclass(frozen=True)
+class HistogramHparams(Hparams):
+    """None: a histogram has one free logit per value and nothing to size."""
+
+    owner = "Histogram"
 
 
 class HistogramModel(ARModel):
@@ -60,13 +69,20 @@ class HistogramModel(ARModel):
         self.logits.copy_(torch.as_tensor(logits, dtype=self.logits.dtype).reshape(self.logits.shape))
 
 
+@dataclass(frozen=True)
+class MixtureHparams(Hparams):
+    """The components of the 1-D mixture."""
+
+    owner = "Discretized logistic mixture"
+
+    mixtures: int = hparam(4, ge=1)
+
+
 class MixtureModel(ARModel):
     """A discretized logistic mixture with free parameters per dimension (no network: there is no context)."""
 
     def __init__(self, config: ModelConfig) -> None:
-        m = int(config.hparams.get("mixtures", 4))
-        if m < 1:
-            raise ValueError("mixtures must be at least 1")
+        m = MixtureHparams.from_hparams(config.hparams).mixtures
         super().__init__(config, DiscretizedLogisticMixture(config.num_values, m))
         # Components start spread over [-1, 1], each a few bins wide, so that every value gets gradient.
         init = torch.cat([torch.zeros(m), torch.linspace(-0.8, 0.8, m), torch.full((m,), math.log(0.5 / m))])
@@ -74,6 +90,15 @@ class MixtureModel(ARModel):
 
     def forward(self, x: Tensor, cond: Tensor | None = None, ordering=None) -> Tensor:
         return _expand(self.table, x.shape[0])
+
+
+@dataclass(frozen=True)
+class TwoDimHparams(Hparams):
+    """The width of the MLP from x1 to the distribution of x2."""
+
+    owner = "2-D autoregressive model"
+
+    hidden: int = hparam(64, ge=1)
 
 
 class TwoDimModel(ARModel):
@@ -84,7 +109,7 @@ class TwoDimModel(ARModel):
         if config.num_dims != 2:
             raise ValueError(f"the 2-D model needs data of exactly 2 dimensions (shape (1, 1, 2)), not {config.shape}")
         k = config.num_values
-        hidden = int(config.hparams.get("hidden", 64))
+        hidden = TwoDimHparams.from_hparams(config.hparams).hidden
         self.x1_logits = nn.Parameter(torch.zeros(k))
         self.x2_net = nn.Sequential(nn.Linear(k, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
                                     nn.Linear(hidden, k))
@@ -117,7 +142,7 @@ HISTOGRAM = ModelSpec(
     orderings="fixed",
     lecture_section="Lecture 2, likelihood models: histograms (1-D data, missing test values)",
     data_kinds=("1d", "2d"),
-    default_hparams={},
+    hparams_class=HistogramHparams,
     tiny_hparams={"kit_shape": [1, 1, 1], "kit_num_values": 6},
 )
 MIXTURE = ModelSpec(
@@ -133,7 +158,7 @@ MIXTURE = ModelSpec(
     orderings="fixed",
     lecture_section="Lecture 2, likelihood models: parameterised distributions (discretized logistic mixture)",
     data_kinds=("1d",),
-    default_hparams={"mixtures": 4},
+    hparams_class=MixtureHparams,
     tiny_hparams={"mixtures": 2, "kit_shape": [1, 1, 1], "kit_num_values": 6},
 )
 TWO_DIM = ModelSpec(
@@ -148,7 +173,7 @@ TWO_DIM = ModelSpec(
     orderings="fixed",
     lecture_section="Lecture 2, autoregressive models: p(x1) p(x2 | x1) on 2-D data",
     data_kinds=("2d",),
-    default_hparams={"hidden": 64},
+    hparams_class=TwoDimHparams,
     tiny_hparams={"hidden": 8, "kit_shape": [1, 1, 2], "kit_num_values": 6},
 )
 

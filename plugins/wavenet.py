@@ -13,11 +13,14 @@ column of work per layer per pixel, instead of recomputing the whole sequence.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from app.core import hookimpl
+from app.core.hparams import Hparams, hparam
 from app.core.model import ModelConfig, ModelSpec
 from app.core.orderings import Ordering
 from plugins.sequence_layers import CachedSequenceSampler, SequenceModel
@@ -82,16 +85,27 @@ class GatedResidualLayer(nn.Module):
         return h + self.residual(gated), self.skip(gated)
 
 
+@dataclass(frozen=True)
+class WaveNetHparams(Hparams):
+    """WaveNet's size: ``stacks`` cycles of ``dilation_cycle`` gated layers (dilations 1, 2, 4, ...)."""
+
+    owner = "WaveNet"
+
+    channels: int = hparam(64, ge=1)
+    skip_channels: int = hparam(128, ge=1)
+    head_channels: int = hparam(128, ge=1)
+    dilation_cycle: int = hparam(10, ge=1)
+    stacks: int = hparam(2, ge=1)
+
+
 class WaveNet(SequenceModel):
     """Causal input convolution, gated residual layers with doubling dilations, skip sum, 1x1 head."""
 
     def __init__(self, config: ModelConfig, use_location: bool = False) -> None:
         super().__init__(config, use_location)
-        hp = config.hparams
-        channels = int(hp.get("channels", 64))
-        skip = int(hp.get("skip_channels", 128))
-        head = int(hp.get("head_channels", 128))
-        self.dilations = dilation_schedule(int(hp.get("dilation_cycle", 10)), int(hp.get("stacks", 2)))
+        hp = self.hp = WaveNetHparams.from_hparams(config.hparams)
+        channels, skip, head = hp.channels, hp.skip_channels, hp.head_channels
+        self.dilations = dilation_schedule(hp.dilation_cycle, hp.stacks)
         self.input = CausalConv1d(self.token_size, channels, 1)
         self.layers = nn.ModuleList(
             GatedResidualLayer(channels, skip, d, self.location_size) for d in self.dilations
@@ -160,7 +174,7 @@ _COMMON = dict(
     orderings="build",
     lecture_section="Lecture 2, WaveNet (dilated causal convolutions, gated residual blocks)",
     data_kinds=("binary", "grey", "colour"),
-    default_hparams={"channels": 64, "skip_channels": 128, "head_channels": 128, "dilation_cycle": 10, "stacks": 2},
+    hparams_class=WaveNetHparams,
     tiny_hparams={"channels": 8, "skip_channels": 8, "head_channels": 8, "dilation_cycle": 3, "stacks": 1},
     sampler_modes=("cached",),
 )

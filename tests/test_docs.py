@@ -1,11 +1,15 @@
 """docs/plugins.md stays in step with the hookspecs, and its example plugin works as documented."""
 
 import inspect
+import json
 import re
 import sys
 from pathlib import Path
 
+import pytest
+
 from app.core import hookspecs
+from app.core.errors import HyperparameterError
 
 DOC = (Path(__file__).resolve().parent.parent / "docs" / "plugins.md").read_text()
 
@@ -225,3 +229,17 @@ def test_the_quoted_plugin_warning_is_the_registrys():
     registry = Registry(env={"AR_EXPLORER_PLUGINS": "example_plugins.misspelt_hook"})
     error = registry.statuses["example_plugins.misspelt_hook"].error
     assert f'"{error}"' in " ".join(DOC.split())
+
+
+def test_the_documented_typed_hyperparameters_refuse_as_the_table_says():
+    code = re.search(r"#### Typed hyperparameters.*?```python\n(.*?)```", DOC, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, "docs/plugins.md", "exec"), namespace)
+    cls = namespace["ConvHparams"]
+    text = re.search(r"^#### Typed hyperparameters\n(.*?)(?=^##)", DOC, re.S | re.M).group(1)
+    table = re.findall(r"^\| `(\w+)=(.*?)` \| `(.*?)` \|$", text, re.M)
+    assert len(table) == 4
+    for key, value, message in table:
+        with pytest.raises(HyperparameterError) as info:
+            cls.from_hparams({key: json.loads(value)}, "Conv")
+        assert str(info.value).startswith(message.removesuffix("..."))

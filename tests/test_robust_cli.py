@@ -107,7 +107,7 @@ def test_bad_train_arguments(tmp_path, capsys, tiny_binarized) -> None:
     for extra, reason in (
         (["--model", "no-such-model"], "no model named 'no-such-model'"),
         (["--model", "made", "--hparam", "hidden"], "--hparam takes key=value"),
-        (["--model", "made", "--hparam", "hidden=lots"], "building made with these hyperparameters failed"),
+        (["--model", "made", "--hparam", "hidden=lots"], "MADE: hyperparameter hidden=\"lots\" is not allowed"),
         (["--model", "pixelcnn", "--ordering", "spiral"], "fixed ordering"),
         (["--model", "made", "--ordering", "nowhere.json"], "no ordering file"),
         (["--model", "made", "--epochs", "0"], "argument --epochs"),

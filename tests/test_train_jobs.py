@@ -95,10 +95,13 @@ def test_a_plan_that_cannot_run_says_why(tmp_path):
     session = Session(device="cpu")
     with pytest.raises(ARExplorerError, match="models binary"):
         list(run_plan(session, TrainPlan("pixelcnn", "toy-1d", {}, tmp_path / "x.safetensors"), RunRecord()))
-    with pytest.raises(ModelError, match="hyperparameters failed"):
+    with pytest.raises(ModelError, match='layers="many" is not allowed; it takes a whole number >= 0'):
         bad = TrainPlan("pixelcnn", "synthetic-digits", {"layers": "many"}, tmp_path / "y.safetensors")
         list(run_plan(session, bad, RunRecord()))
-    assert not (tmp_path / "x.safetensors").exists() and not (tmp_path / "y.safetensors").exists()
+    with pytest.raises(ModelError, match="hyperparameters failed"):
+        bad = TrainPlan("pixelcnn", "synthetic-digits", {"likelihood": "no-such-head"}, tmp_path / "z.safetensors")
+        list(run_plan(session, bad, RunRecord()))
+    assert not [p for p in tmp_path.iterdir() if p.suffix in (".safetensors", ".json")]
 
 
 def _models():

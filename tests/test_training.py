@@ -2,6 +2,7 @@ import json
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from app.core.checkpoints import read_info
@@ -108,3 +109,24 @@ def test_time_budget_ends_with_a_validated_checkpoint(tmp_path):
     events = list(train(model, data(128, 1), data(32, 2), cfg, tmp_path / "t"))
     assert events[-1].kind == "stopped" and events[-1].message == "time budget reached"
     assert (tmp_path / "t.safetensors").exists()
+
+
+def test_a_step_event_reports_the_mean_training_loss_of_its_logging_window(tmp_path):
+    """It reported the loss of the window's last batch alone, called an average."""
+    model = tiny_model()
+    losses = []
+    plain_loss = model.loss
+
+    def recording_loss(*args, **kwargs):
+        value = plain_loss(*args, **kwargs)
+        losses.append(float(value.detach()))
+        return value
+
+    model.loss = recording_loss
+    cfg = TrainConfig(epochs=2, batch_size=16, lr=3e-3, log_every=4, warmup_steps=1)
+    steps = [e for e in train(model, data(64, 1), None, cfg, None) if e.kind == "step"]
+    assert len(steps) == 2 and len(losses) == 8
+    for k, event in enumerate(steps):
+        window = losses[4 * k : 4 * k + 4]
+        assert event.train_nll == pytest.approx(sum(window) / 4, rel=1e-5)
+        assert event.train_nll != pytest.approx(window[-1], rel=1e-5)  # not the last batch alone

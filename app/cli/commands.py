@@ -16,7 +16,7 @@ import torch
 
 from app.cli import options as opt
 from app.cli.outputs import OutputError, check_outputs, checkpoint_files, file_argument, writing
-from app.core.errors import ARExplorerError, DataError, ModelError
+from app.core.errors import ARExplorerError, ModelError
 
 
 def _session(args: argparse.Namespace, device: str | None = None):
@@ -172,191 +172,113 @@ def _init_distributed(device_arg: str) -> tuple[int, int, str]:
     return dist.get_rank(), world, "cpu"
 
 
-def default_output(model: str, dataset: str, ordering: str | None) -> Path:
-    from app.core.checkpoints import user_checkpoint_dir
-
-    suffix = f"-{ordering}" if ordering else ""
-    return user_checkpoint_dir() / f"{model}-{dataset}{suffix}.safetensors"
-
-
-def _fresh_output(out: Path, explicit: bool) -> Path:
-    """Where a run afresh (no ``--resume``) writes: never over an existing checkpoint or one being written.
-
-    An explicit ``--out`` that exists is refused; the default output is kept and the run writes beside it
-    (``NAME-2``, ``NAME-3``, ...)."""
-    from app.core.files import is_locked
-    from app.core.training import output_files
-
-    def taken(path: Path) -> bool:
-        return is_locked(path) or any(f.exists() or f.is_symlink() for f in output_files(path))
-
-    if not taken(out):
-        return out
-    if explicit and is_locked(out):
-        raise OutputError(f"--out {out} is being written by another training run; wait for it to end, or choose "
-                          "another --out")
-    if explicit:
-        raise OutputError(
-            f"--out {out} already holds a checkpoint: --resume continues it, or choose another --out to train "
-            "afresh (nothing is replaced)"
-        )
-    n = 2
-    while taken(out.with_name(f"{out.stem}-{n}.safetensors")):
-        n += 1
-    return out.with_name(f"{out.stem}-{n}.safetensors")
-
-
-def _check_resume_matches(out: Path, dataset: str, hparams: dict[str, Any], ordering: str | None) -> None:
-    """``--resume`` continues the checkpoint as it is: a dataset, hyperparameter or ordering asked for on the
-    command line that differs from it would be silently ignored, so it is an error instead."""
-    from app.core.checkpoints import read_info
-
-    meta = read_info(out).meta
-    config = meta.get("config") or {}
-    saved_hparams = config.get("hparams") or {}
-    conflicts = []
-    if meta.get("dataset") and meta["dataset"] != dataset:
-        conflicts.append(f"dataset {meta['dataset']} (asked: {dataset})")
-    for key, value in hparams.items():
-        if key in saved_hparams and saved_hparams[key] != value:
-            conflicts.append(f"{key}={json.dumps(saved_hparams[key])} (asked: {json.dumps(value)})")
-    saved_ordering = (config.get("ordering") or {}).get("name")
-    if ordering and saved_ordering and saved_ordering != ordering:
-        conflicts.append(f"ordering {saved_ordering} (asked: {ordering})")
-    if conflicts:
-        raise ARExplorerError(
-            f"--resume continues {out.name} as it was trained: {'; '.join(conflicts)}. "
-            "Leave out --resume (or choose another --out) to train afresh with these settings"
-        )
-
-
 def cmd_train(args: argparse.Namespace) -> int:
-    from app.core.checkpoints import weights_path
+    from app.core.train_plan import DataKindError, OutputTaken, TrainPlan, TrainRun, run_plan
 
     rank, world, device = _init_distributed(args.device or "auto")
     session = _session(args, device)
-    spec = session.registry.model(args.model)
-    hparams = _parse_hparams(args.hparam)
-    spec.check_hparams(hparams)
-    dataset = session.dataset(args.dataset)
-    if dataset.kind not in spec.data_kinds and not args.force:
-        raise ARExplorerError(
-            f"{spec.title} models {', '.join(spec.data_kinds)} data; {dataset.name} is {dataset.kind} (--force to try)"
-        )
-    ordering = None
-    if args.ordering:
-        if spec.orderings == "fixed":
-            raise ARExplorerError(f"{spec.title} has a fixed ordering; --ordering applies to models of capability build")
-        ordering = session.registry.ordering(args.ordering, dataset.shape[1], dataset.shape[2], args.seed)
-    out = weights_path(Path(args.out)) if args.out else default_output(spec.name, dataset.name, args.ordering and ordering.name)
-    resuming = bool(args.resume) and out.exists()
-    if not resuming:
-        # Rank 0 alone chooses (and then claims) the output; the others take its choice, since they would see
-        # its lock and refuse.
-        chosen, refusal = None, None
-        if rank == 0:
-            try:
-                chosen = _fresh_output(out, explicit=bool(args.out))
-            except OutputError as exc:
-                refusal = str(exc)
+    plan = TrainPlan(
+        args.model, args.dataset, _parse_hparams(args.hparam), _out_argument(args.out), args.ordering,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, minutes=args.max_minutes,
+        measure_test=not args.no_test, valid_images=args.valid_limit, limit=args.limit, eval_every=args.eval_every,
+        log_every=args.log_every, seed=args.seed, precision=args.precision, resume=args.resume,
+        init_from=args.init_from, distill_from=args.distill_from, distill_weight=args.distill_weight,
+        force=args.force,
+    )
+    view = _TrainView(rank, args.model)
+    run = TrainRun(on_message=view.message, on_teacher=view.teacher)
+    try:
+        for event in _writing_checkpoints(run_plan(session, plan, run), run):
+            view.event(event, run.distilling)
+    except DataKindError as exc:
+        raise ARExplorerError(f"{exc} (--force to try)") from None
+    except OutputTaken as exc:
+        raise OutputError(str(exc)) from None
+    finally:
+        view.close()
+    try:
+        return _report_run(run, session, plan)
+    finally:
         if world > 1:
             import torch.distributed as dist
 
-            box = [str(chosen) if chosen is not None else None, refusal]
-            dist.broadcast_object_list(box, src=0)
-            chosen, refusal = (Path(box[0]) if box[0] else None), box[1]
-        if refusal is not None:
-            raise OutputError(refusal)
-        if chosen != out and rank == 0:
-            print(f"{out.name} exists and is kept: this run writes {chosen.name} beside it "
-                  "(--resume continues the existing one)", file=sys.stderr)
-        out = chosen
-    if rank == 0:
-        print(f"training {spec.title} on {dataset.title} [{dataset.binarization}] on {session.device}"
-              f"{f' x{world} processes' if world > 1 else ''} -> {out}", file=sys.stderr)
-    from app.core.training import claim_output
-
-    # Claimed before anything is read: a second run on the same output is refused at once.
-    lock = claim_output(out) if rank == 0 else None
-    try:
-        if resuming:
-            _check_resume_matches(out, dataset.name, hparams, args.ordering and ordering.name)
-        return _train_into(args, session, spec, dataset, ordering, hparams, out, resuming, rank, world)
-    finally:
-        if lock is not None:
-            lock.release()
-
-
-def _train_into(args, session, spec, dataset, ordering, hparams, out: Path, resuming: bool, rank: int,
-                world: int) -> int:
-    from app.cli.progress import ProgressBar
-    from app.core.allocation import MAX_MODEL_VALUES, BudgetExceeded, build_within
-    from app.core.checkpoints import load_checkpoint
-    from app.core.training import TrainConfig, train
-
-    # The data first: a missing dataset is reported before minutes go into building or loading a model.
-    train_split = session.split(dataset, "train", args.limit)
-    valid_split = session.split(dataset, "valid", args.valid_limit) if "valid" in dataset.splits else None
-    if resuming:
-        model, info = load_checkpoint(out, session.registry, session.device, expect_model=spec.name)
-        meta = {k: info.meta[k] for k in ("dataset", "binarization", "images_seen") if k in info.meta}
-        if rank == 0:
-            print(f"resuming from {out.name}: {info.meta.get('epochs', 0):.2f} epochs done, "
-                  f"best validation {info.meta.get('valid_nll_nats', float('nan')):.2f} nats", file=sys.stderr)
-    else:
-        if args.resume and rank == 0:
-            print(f"nothing to resume at {out}; starting afresh", file=sys.stderr)
-        torch.manual_seed(args.seed)
-        config = spec.make_config(dataset.shape, dataset.num_values, hparams, ordering)
-        try:
-            model = build_within(spec, config, MAX_MODEL_VALUES).to(session.device)
-        except BudgetExceeded as exc:
-            raise ModelError(
-                f"{spec.title} with these hyperparameters {exc} (the limit is "
-                f"{MAX_MODEL_VALUES / 1e6:.0f} million, far beyond the lecture's models); check --hparam"
-            ) from None
-        except Exception as exc:  # noqa: BLE001 - a plugin's constructor may raise anything on bad hparams
-            raise ModelError(
-                f"building {spec.title} with these hyperparameters failed: {type(exc).__name__}: {exc}"
-            ) from None
-        meta = {"dataset": dataset.name, "binarization": dataset.binarization}
-        if args.init_from:
-            meta["init_from"] = _warm_start(model, args.init_from, session, rank)
-    soft = None
-    if args.distill_from:
-        soft, meta["distilled_from"] = _teacher_targets(args, model, session, train_split, rank)
-    elif resuming and "distilled_from" in info.meta:
-        meta["distilled_from"] = info.meta["distilled_from"]  # how the weights resumed from were trained
-    cfg = TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, max_minutes=args.max_minutes,
-        eval_every=args.eval_every, seed=args.seed, precision=args.precision, log_every=args.log_every,
-        distill_weight=args.distill_weight if args.distill_from else 0.0,
-    )
-    bar = ProgressBar(1, f"{spec.name}") if rank == 0 else None
-    last = None
-    with writing(str(out)):  # a full disk while saving: one line, and the last good checkpoint is intact
-        for event in train(model, train_split, valid_split, cfg, out, meta, resume=args.resume, claim=False,
-                           soft_targets=soft):
-            last = event
-            if bar is None:
-                continue
-            bar.total = event.total_steps
-            if event.kind == "note":
-                print(f"note: {event.message}", file=sys.stderr)
-            elif event.kind == "step":
-                what = "train loss" if soft is not None else "train"
-                bar.update(event.step, f"{what} {event.train_nll:.2f} nats/img, {event.images_per_s:.0f} img/s")
-            elif event.kind == "eval":
-                bar.update(event.step, f"valid {event.valid_nll:.2f} nats (best {event.best_valid_nll:.2f})")
-    if bar is not None:
-        bar.close()
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
-        if rank != 0:
             dist.destroy_process_group()
-            return 0
+
+
+def _out_argument(out: str | None) -> Path | None:
+    from app.core.checkpoints import weights_path
+
+    return weights_path(Path(out)) if out else None
+
+
+def _writing_checkpoints(events, run):
+    """The run's events, a failure to write its checkpoint (a full disk while saving) turned into one line; the
+    last good checkpoint is intact."""
+    from app.core.files import describe_os_error
+
+    while True:
+        try:
+            event = next(events)
+        except StopIteration:
+            return
+        except OSError as exc:
+            if run.phase != "training":
+                raise
+            raise OutputError(f"cannot write {run.out}: {describe_os_error(exc)}") from None
+        yield event
+
+
+class _TrainView:
+    """The terminal's view of a run: its lines on stderr, a progress bar of the steps, one of a teacher's."""
+
+    def __init__(self, rank: int, label: str) -> None:
+        self.rank, self.label = rank, label
+        self.bar = None
+        self.teacher_bar = None
+
+    def message(self, text: str) -> None:
+        self._close_teacher()
+        print(text, file=sys.stderr)
+
+    def teacher(self, name: str, done: int, total: int) -> None:
+        from app.cli.progress import ProgressBar
+
+        if self.teacher_bar is None:
+            self.teacher_bar = ProgressBar(total, f"teacher {name}")
+        self.teacher_bar.update(done, "conditionals of the training images (computed once, then cached)")
+
+    def event(self, event, distilling: bool) -> None:
+        from app.cli.progress import ProgressBar
+
+        if self.rank != 0:
+            return
+        if self.bar is None:
+            self.bar = ProgressBar(1, self.label)
+        self.bar.total = event.total_steps
+        if event.kind == "note":
+            print(f"note: {event.message}", file=sys.stderr)
+        elif event.kind == "step":
+            what = "train loss" if distilling else "train"
+            self.bar.update(event.step, f"{what} {event.train_nll:.2f} nats/img, {event.images_per_s:.0f} img/s")
+        elif event.kind == "eval":
+            self.bar.update(event.step, f"valid {event.valid_nll:.2f} nats (best {event.best_valid_nll:.2f})")
+
+    def close(self) -> None:
+        self._close_teacher()
+        if self.bar is not None:
+            self.bar.close()
+
+    def _close_teacher(self) -> None:
+        if self.teacher_bar is not None:
+            self.teacher_bar.close()
+            self.teacher_bar = None
+
+
+def _report_run(run, session, plan) -> int:
+    """The end of a run on the terminal: why it stopped, the test NLL, the checkpoint; an error where it failed."""
+    if run.rank != 0:
+        return 0
+    last, out = run.last, run.out
     if last is not None and last.diverged:
         kept = f"the best checkpoint so far is kept: {out}" if out.exists() else "no checkpoint was written"
         raise ModelError(f"{last.message}; {kept}")
@@ -364,61 +286,15 @@ def _train_into(args, session, spec, dataset, ordering, hparams, out: Path, resu
         print(f"stopped: {last.message}", file=sys.stderr)
     if not out.exists():
         raise ARExplorerError("training ended before any checkpoint was written")
-    if not args.no_test:
-        loaded = session.load(out)
-        try:
-            stats = session.evaluate(loaded, split="test")
-            print(f"test NLL: {stats['nll_nats']:.2f} ± {stats['nll_nats_stderr']:.2f} nats/image "
-                  f"({stats['bits_per_dim']:.4f} bits/dim) on {dataset.title} [{dataset.binarization}]")
-        except DataError as exc:
-            print(f"no test evaluation: {exc}", file=sys.stderr)
+    if run.test is not None:
+        dataset = session.dataset(plan.dataset)
+        stats = run.test
+        print(f"test NLL: {stats['nll_nats']:.2f} ± {stats['nll_nats_stderr']:.2f} nats/image "
+              f"({stats['bits_per_dim']:.4f} bits/dim) on {dataset.title} [{dataset.binarization}]")
+    elif run.test_error:
+        print(f"no test evaluation: {run.test_error}", file=sys.stderr)
     print(f"checkpoint: {out}")
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.destroy_process_group()
     return 0
-
-
-def _teacher_targets(args, model, session, train_split, rank: int):
-    """``--distill-from``: the teacher's conditionals on the training images (cached), and what to record."""
-    from app.cli.progress import ProgressBar
-    from app.core.checkpoints import load_checkpoint
-    from app.core.distillation import cached_teacher_conditionals, check_teacher
-
-    teacher, info = load_checkpoint(args.distill_from, session.registry, session.device)
-    check_teacher(model, teacher, info.name)
-    sha = info.meta.get("weights_sha256") or info.name
-    bar = ProgressBar(len(train_split), f"teacher {info.name}") if rank == 0 else None
-
-    def progress(done: int, total: int) -> None:
-        if bar is not None:
-            bar.update(done, "conditionals of the training images (computed once, then cached)")
-
-    soft, path, hit = cached_teacher_conditionals(teacher, sha, train_split, precision=args.precision,
-                                                  progress=progress)
-    if bar is not None:
-        bar.close()
-        print(f"distilling from {info.name} (weight {args.distill_weight:g}): its conditionals "
-              f"{'read from' if hit else 'written to'} {path}", file=sys.stderr)
-    del teacher
-    return soft, {"checkpoint": info.name, "weights_sha256": info.meta.get("weights_sha256"),
-                  "test_nll_nats": info.meta.get("test_nll_nats"), "weight": args.distill_weight}
-
-
-def _warm_start(model, ref: str, session, rank: int) -> dict[str, Any]:
-    """``--init-from``: the tensors of another checkpoint that fit, the rest as built; what was done, for the JSON."""
-    from app.core.checkpoints import carry_weights, load_checkpoint
-
-    source, info = load_checkpoint(ref, session.registry, "cpu")
-    carried, left = carry_weights(model, source)
-    if rank == 0:
-        print(f"warm start from {info.name}: {len(carried)} tensors carried over, {len(left)} left as built"
-              f"{' (' + ', '.join(left[:4]) + (', ...' if len(left) > 4 else '') + ')' if left else ''}",
-              file=sys.stderr)
-    return {"checkpoint": info.name, "model": info.model, "dataset": info.meta.get("dataset"),
-            "test_nll_nats": info.meta.get("test_nll_nats"), "tensors_carried": len(carried),
-            "tensors_left_as_built": left}
 
 
 # sample ----------------------------------------------------------------------------------------------------------

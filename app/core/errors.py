@@ -37,3 +37,7 @@ class DeviceError(ARExplorerError):
 
 class Cancelled(ARExplorerError):
     """Long work was asked to stop and stopped before its end (nothing was recorded)."""
+
+
+class HyperparameterError(ModelError):
+    """A hyperparameter the model does not take, of the wrong type, or out of its bounds."""

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from app.core.errors import ARExplorerError, ModelError, OrderingError
+from app.core.hparams import Hparams, refuse_unknown
 from app.core.likelihoods import Likelihood
 from app.core.orderings import Ordering, raster
 from app.core.samplers import NaiveSampler, OwnSampler, Sampler
@@ -164,6 +165,11 @@ class ModelSpec:
     hparam_keys
         Hyperparameters it takes besides those named in ``default_hparams`` and ``tiny_hparams`` (options such
         as a likelihood's name): a key outside all three is refused as a typo (:meth:`check_hparams`).
+    hparams_class
+        The family's typed hyperparameters (an :class:`~app.core.hparams.Hparams` dataclass), if it has one;
+        by default the ``hparams_class`` attribute of ``build``. Its listed fields' defaults become
+        ``default_hparams``, its other fields join ``hparam_keys``, and :meth:`check_hparams` checks every
+        value's type and bounds. A spec without one takes plain dicts, checked for unknown keys only.
     paper_nll
         The published test NLL, shown beside the measured one (the model card, the README's table). A bare
         number (``"81.30"``) is read as nats per image on the standard binarized MNIST; anything else is shown
@@ -183,33 +189,40 @@ class ModelSpec:
     sampler_modes: tuple[str, ...] = ()
     paper_nll: str = ""
     hparam_keys: tuple[str, ...] = ()
+    hparams_class: type[Hparams] | None = None
+
+    def __post_init__(self) -> None:
+        cls = self.hparams_class or getattr(self.build, "hparams_class", None)
+        if cls is None:
+            return
+        if not (isinstance(cls, type) and issubclass(cls, Hparams)):
+            raise TypeError(f"{self.name}: hparams_class must subclass app.core.hparams.Hparams, not {cls!r}")
+        defaults = cls.defaults()
+        if self.default_hparams and self.default_hparams != defaults:
+            # Said twice and differently: which one the shipped checkpoints were trained with is unclear.
+            raise ValueError(f"{self.name}: default_hparams differ from {cls.__name__}'s defaults; give one")
+        object.__setattr__(self, "hparams_class", cls)
+        object.__setattr__(self, "default_hparams", defaults)
 
     @property
     def known_hparams(self) -> list[str]:
         """Every hyperparameter key the model takes, sorted."""
-        return sorted({*self.default_hparams, *self.tiny_hparams, *self.hparam_keys})
+        typed = self.hparams_class.names() if self.hparams_class is not None else ()
+        return sorted({*self.default_hparams, *self.tiny_hparams, *self.hparam_keys, *typed})
 
     def check_hparams(self, hparams: dict[str, Any] | None) -> None:
-        """Refuse keys the model does not take (``chanels`` for ``channels``), naming those it does take.
+        """Refuse keys the model does not take (``chanels`` for ``channels``), naming those it does take, and,
+        for a spec with an ``hparams_class``, a value of the wrong type or out of bounds.
 
         Raises
         ------
-        ModelError
-            With the unknown keys, the closest known ones, and the full list.
+        HyperparameterError
+            With the unknown keys, the closest known ones, and the full list; or with the key, its value and
+            what it takes.
         """
-        import difflib
-
-        known = self.known_hparams
-        unknown = [key for key in (hparams or {}) if key not in known]
-        if not unknown:
-            return
-        hints = []
-        for key in unknown:
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-        raise ModelError(
-            f"{self.title} takes no hyperparameter {', '.join(hints)}; it takes: {', '.join(known) or 'none'}"
-        )
+        refuse_unknown(hparams, self.known_hparams, self.title)
+        if self.hparams_class is not None:
+            self.hparams_class.check(hparams, self.title)
 
     def make_config(
         self,

@@ -94,7 +94,7 @@ class TrainEvent:
     epoch: float
     images_seen: int
     elapsed_s: float
-    train_nll: float | None = None
+    train_nll: float | None = None  # "step": the mean training loss over the steps since the last "step" event
     valid_nll: float | None = None
     best_valid_nll: float | None = None
     images_per_s: float | None = None
@@ -288,7 +288,9 @@ def _train(
     last_eval, last_eval_step, eval_cost = start, 0, 0.0
     # One process may stop within a validation (in batches of 100); ranks of several must validate alike.
     stoppable = {"should_stop": should_stop, "batch_size": 100} if world == 1 else {}
-    step, seen, window_loss, window_count, window_start = 0, 0, 0.0, 0, start
+    # The loss summed over the steps since the last "step" event, kept on the device: reading it every step
+    # would wait for the device every step.
+    step, seen, window_loss, window_steps, window_start = 0, 0, torch.zeros((), device=device), 0, start
     model.train()
     perm = torch.randperm(n, generator=generator)
     position = 0
@@ -356,17 +358,18 @@ def _train(
         optimizer.step()
         step += 1
         seen += x.shape[0]
+        window_loss += loss.detach().float()
+        window_steps += 1
         if step % cfg.log_every == 0:
-            window_loss, window_count = float(loss.detach()), 1
             now = time.perf_counter()
             rate = cfg.log_every * per_rank_batch * world / max(now - window_start, 1e-9)
             window_start = now
             yield TrainEvent(
                 "step", start_step + step, start_epoch + step / steps_per_epoch, seen * world, now - start,
-                train_nll=window_loss / max(window_count, 1), best_valid_nll=best if best < math.inf else None,
+                train_nll=float(window_loss) / window_steps, best_valid_nll=best if best < math.inf else None,
                 images_per_s=rate, lr=optimizer.param_groups[0]["lr"], total_steps=start_step + total_steps,
             )
-            window_loss, window_count = 0.0, 0
+            window_loss, window_steps = torch.zeros((), device=device), 0
         # By the clock, validation takes at most a quarter of the time, however slow it is.
         interval = max(cfg.eval_seconds, 3.0 * eval_cost)
         timely = world == 1 and cfg.eval_seconds > 0 and time.perf_counter() - last_eval >= interval

@@ -462,7 +462,7 @@ def checkpoints(valid: bytes) -> list[Case]:
              _edit_config(valid, lambda m: m["config"]["hparams"].__setitem__("hidden", [16])), "refused",
              "do not fit"),
         Case("other-model.safetensors", _edit_config(valid, lambda m: m.__setitem__("model", "pixelcnn")), "refused",
-             "do not fit"),
+             "'direct'; it takes: channels, first_kernel"),
         Case("unknown-model.safetensors", _edit_config(valid, lambda m: m.__setitem__("model", "no-such-model")),
              "refused", "no loaded plugin provides it"),
         Case("config-shape-text.safetensors",

@@ -302,7 +302,8 @@ class QtTrainView(WorkerOwner, QWidget):
         if not self._has_data(dataset):
             return f"The data of {dataset} is not on this machine: {download_command(dataset)}"
         try:
-            parse_hparams(self.hparams.text())
+            # The same checks as the run's: a typo or an impossible size disables Train, with the reason.
+            self._spec().check_hparams(parse_hparams(self.hparams.text()))
         except ARExplorerError as exc:
             return str(exc)
         return None
