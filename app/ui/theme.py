@@ -103,6 +103,12 @@ def style_plot(plot: pg.PlotItem, scale: float, left: str = "", bottom: str = ""
         axis.setTextPen(TEXT)
         if text:
             axis.setLabel(text, **style)
+    legend = getattr(plot, "legend", None)
+    if legend is not None:
+        # A legend's labels keep the size they were made with; set again, they take the new one.
+        legend.setLabelTextSize(f"{point_size(scale, 0.85):.0f}pt")
+        for _, label in legend.items:
+            label.setText(label.text)
 
 
 def app_icon() -> QIcon:

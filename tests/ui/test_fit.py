@@ -185,3 +185,17 @@ def test_the_sample_views_chart_is_not_crushed_beside_the_grid(make_window, tiny
     window.resize(size[0] - 40, size[1] - 40)
     pump(40)
     assert view.splitter.sizes()[0] <= dragged + 5  # Qt scales it with the window; no square split comes back
+
+
+def test_plot_legends_grow_with_the_scale(qapp):
+    """Legends kept the size they were made with: on a projector at 200% they were half the size of the axes."""
+    from app.ui.views.qt_toy_plots import QtNllCurves
+
+    curves = QtNllCurves()
+    sizes = []
+    for scale in (1.0, 2.0):
+        curves.set_scale(scale)
+        label = curves.legend.items[0][1]
+        sizes.append(float(label.opts["size"].rstrip("pt")))
+        assert f"font-size:{label.opts['size']}" in label.item.toHtml().replace(" ", "")  # drawn at that size
+    assert sizes[1] >= 1.8 * sizes[0], sizes

@@ -121,7 +121,7 @@ class QtNllCurves(pg.PlotWidget):
         }
 
     def set_scale(self, scale: float) -> None:
-        theme.style_plot(self.plot_item, scale, "NLL (nats per example)", "training step")
+        theme.style_plot(self.plot_item, scale, "nats/example", "training step")
 
     def show_history(self, steps: list[int], series: dict[str, list[float | None]]) -> None:
         self._legend_band(any(v is not None for v in series.get("band", [])))
