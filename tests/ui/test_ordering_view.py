@@ -248,3 +248,24 @@ def test_samples_button_and_table_never_overprint_each_other(make_window, orderi
     visible = QRect(column.mapTo(view, column.rect().topLeft()), column.size())
     for name in ("samples", "button", "table"):
         assert visible.contains(rects[name].center()), f"{name} is scrolled out of sight"
+
+
+def test_the_ensemble_option_scores_the_mixture_over_k_random_orderings(make_window, ordering_checkpoints, wait_for):
+    from app.core.scoring import ensemble_nll, random_orderings
+    from app.ui.example_images import example_images
+
+    window = make_window("tiny-any")
+    view = orderings_view(window)
+    assert view.ensemble.value() == 1 and view.ensemble_label.text() == ""
+    view.ensemble.setValue(3)
+    wait_for(lambda: "over 3 random orderings" in view.ensemble_label.text())
+    loaded = view.loaded
+    images = example_images(window.context.session, loaded, 64, seed=0).images
+    expected = float(ensemble_nll(loaded.model, images, random_orderings(3, 8, 8, window.context.session.registry)).mean())
+    assert f"{expected:.1f} nats per image" in view.ensemble_label.text()
+    # An edit of the ordering re-scores under it and leaves the ensemble's figure alone.
+    view.set_ordering(spiral(8, 8))
+    wait_for(lambda: "spiral" in view.score_label.text())
+    assert f"{expected:.1f} nats per image" in view.ensemble_label.text()
+    view.ensemble.setValue(1)
+    assert view.ensemble_label.text() == ""

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 from app.core.errors import ARExplorerError
 from app.core.orderings import Ordering
 from app.core.sampling import sample_steps
+from app.core.scoring import ensemble_nll, random_orderings
 from app.core.session import LoadedModel
 from app.core.session_file import OrderingChoice, SessionState
 from app.ui import theme
@@ -63,6 +64,7 @@ from app.ui.workers import JobResult, JobWorker, SamplingWorker
 
 NUM_SAMPLES = 4
 SCORE_IMAGES = 64  # test images scored under each edit
+MAX_ENSEMBLE = 32  # orderings in the largest ensemble the view scores
 TABLE_IMAGES = 256  # test images per ordering in the table
 REPAINT_MS = 40
 TABLE_COLUMNS = ("ordering", "checkpoint", "nats/image", "bits/dim", "images")
@@ -123,6 +125,7 @@ class QtOrderingView(WorkerOwner, QWidget):
         self.selected: tuple[int, int] | None = None
         self.sampler: SamplingWorker | None = None
         self.jobs = JobWorker()
+        self.ensemble_jobs = JobWorker()  # its own slot: a re-score after an edit never replaces the ensemble's
         self.trainer_worker = JobWorker()
         self.training = ProgressTask(self.trainer_worker, "train")
         self.measurer = JobWorker()  # its own thread: a table that takes minutes never holds up the live score
@@ -138,7 +141,7 @@ class QtOrderingView(WorkerOwner, QWidget):
         self.timer.timeout.connect(self._tick)
         self.own_timers(self.timer, on_quiesce=False)
         self.own_tasks(self.training, self.measuring)
-        self.own_workers(self.jobs, self.measurer)
+        self.own_workers(self.jobs, self.measurer, self.ensemble_jobs)
         self.own_workers(self.trainer_worker, timeout_s=30.0)  # a training run stops between its steps
         context.register_quiescer(self.quiesce)
         context.model_changed.connect(self._on_model_changed)
@@ -205,10 +208,27 @@ class QtOrderingView(WorkerOwner, QWidget):
         self.sample_button.clicked.connect(self.sample)
         self.score_label = QLabel()
         self.score_label.setWordWrap(True)
+        self.ensemble = QSpinBox()
+        self.ensemble.setRange(1, MAX_ENSEMBLE)
+        self.ensemble.setValue(1)
+        self.ensemble.setPrefix("ensemble of ")
+        self.ensemble.setSuffix(" random orderings")
+        self.ensemble.setSpecialValueText("no ensemble (one ordering)")
+        self.ensemble.setToolTip("Score the same images with the mixture over K seeded random orderings: "
+                                 "-log of the mean of p(x) over them (EoNADE)")
+        self.ensemble.setAccessibleName("ensemble size")
+        self.ensemble.valueChanged.connect(lambda _: self._score_ensemble())
+        self.ensemble_label = QLabel()
+        self.ensemble_label.setWordWrap(True)
         layout = QVBoxLayout(self.live_box)
         layout.addWidget(self.samples, 1)
         layout.addWidget(self.sample_button)
         layout.addWidget(self.score_label)
+        row = QHBoxLayout()
+        row.addWidget(self.ensemble)
+        row.addStretch(1)
+        layout.addLayout(row)
+        layout.addWidget(self.ensemble_label)
         return self.live_box
 
     def _build_training(self) -> QWidget:
@@ -286,6 +306,8 @@ class QtOrderingView(WorkerOwner, QWidget):
         self.grid.pixel_hovered.connect(self._on_hover)
         self.jobs.done.connect(self._on_done)
         self.jobs.failed.connect(self._on_failed)
+        self.ensemble_jobs.done.connect(self._on_done)
+        self.ensemble_jobs.failed.connect(self._on_failed)
         self.trainer_worker.done.connect(self._on_training_done)
         self.trainer_worker.failed.connect(self._on_failed)
         self.measurer.done.connect(self._on_measured)
@@ -330,6 +352,7 @@ class QtOrderingView(WorkerOwner, QWidget):
         self.measure_stop.setVisible(model.capability == "any")
         self._refresh_table()
         self._changed()
+        self._score_ensemble()
 
     def _capability_text(self, loaded: LoadedModel) -> str:
         title = loaded.model.spec.title
@@ -526,6 +549,31 @@ class QtOrderingView(WorkerOwner, QWidget):
 
         self.jobs.submit(job, "score")
 
+    def _score_ensemble(self) -> None:
+        """The same images under the mixture over K seeded random orderings (not under the edited one)."""
+        loaded, k = self.loaded, self.ensemble.value()
+        if loaded is None or not self.takes_any or k <= 1:
+            self.ensemble_label.setText("")
+            return
+        examples = example_images(self.context.session, loaded, SCORE_IMAGES, seed=0)
+        h, w = loaded.model.shape[1:]
+        registry = self.context.session.registry
+        self.ensemble_label.setText(f"scoring the ensemble of {k}…")
+
+        def job():
+            nll = ensemble_nll(loaded.model, examples.images, random_orderings(k, h, w, registry))
+            return k, float(np.mean(nll)), examples.source
+
+        self.ensemble_jobs.submit(job, "ensemble")
+
+    def _show_ensemble(self, value) -> None:
+        k, nats, source = value
+        if k != self.ensemble.value():
+            return  # a result for a size no longer asked for
+        dims = int(np.prod(self.loaded.model.shape))
+        self.ensemble_label.setText(f"{format_nll(nats, dims)}: -log mean p(x) over {k} random orderings "
+                                    f"(seeds 0-{k - 1}), the same {SCORE_IMAGES} images of {source}")
+
     def _show_score(self, value) -> None:
         name, (nats, _), source = value
         dims = int(np.prod(self.loaded.model.shape))
@@ -656,6 +704,8 @@ class QtOrderingView(WorkerOwner, QWidget):
             return
         if result.tag == "score":
             self._show_score(result.value)
+        elif result.tag == "ensemble":
+            self._show_ensemble(result.value)
 
     def _on_failed(self, tag: str, message: str, details: str) -> None:
         self.context.notify(f"{tag}: {message}", "error", details, source="orderings")
