@@ -3,8 +3,8 @@
 The cached engine trusts the program: it never calls ``forward``. So the check makes sure that the program
 is one the engine runs (:meth:`CacheProgram.validate <app.core.cache_program.CacheProgram.validate>`), that
 evaluated over whole images it gives ``forward``'s parameters, and that the sampler mode ``cached`` then
-draws naive's images for the same seed without a single forward pass. A model with no program passes: it
-has nothing to be held to.
+draws naive's images for the same seed without a single forward pass. A model with no program passes once
+its forward gives finite parameters: it has nothing else to be held to.
 """
 
 from __future__ import annotations
@@ -30,6 +30,13 @@ def check_cache_program(
 ) -> CheckResult:
     """The declared program is runnable, is the forward pass, and samples naive's images, forward-free."""
     model = build(spec, shape, k, None, hparams, seed)
+    cond = condition(model, n, seed)
+    x = random_images(n, model.shape, k, seed).to(model.device, model._dtype())
+    with torch.no_grad():
+        params = model.params(x, cond)  # what a program is compared with; a broken forward fails here
+    if not torch.isfinite(params).all():
+        return CheckResult(NAME, False, "forward gave NaN or infinite parameters: there is nothing to hold a "
+                                        "cache program to")
     program = model.cache_program()
     if program is None:
         return CheckResult(NAME, True, "declares no cache program: nothing to check")
@@ -42,8 +49,7 @@ def check_cache_program(
         program.validate(model.shape[0], model.likelihood.params_per_dim)
     except ModelError as exc:
         return CheckResult(NAME, False, str(exc))
-    cond = condition(model, n, seed)
-    difference = _program_difference(model, program, random_images(n, model.shape, k, seed), cond)
+    difference = _program_difference(model, program, x, params, cond)
     if not within(difference, PARAMS_TOLERANCE):
         return CheckResult(NAME, False, f"the cache program's parameters differ from forward's by {difference:.2e} "
                                         "(relative): the program is not the forward pass",
@@ -57,11 +63,11 @@ def check_cache_program(
                        {"difference": difference})
 
 
-def _program_difference(model: ARModel, program: CacheProgram, x: Tensor, cond: Tensor | None) -> float:
-    """Largest difference between ``forward``'s parameters and the program's, over their largest magnitude."""
+def _program_difference(
+    model: ARModel, program: CacheProgram, x: Tensor, params: Tensor, cond: Tensor | None
+) -> float:
+    """Largest difference between ``forward``'s ``params`` and the program's, over their largest magnitude."""
     with torch.no_grad():
-        x = x.to(model.device, model._dtype())
-        params = model.params(x, cond)
         b, c, h, w = x.shape
         out = program.evaluate(model.normalize(x), cond)
         declared = out.reshape(b, c, -1, h, w).permute(0, 1, 3, 4, 2)

@@ -30,7 +30,8 @@ instance built from the spec's ``tiny_hparams`` unless it says otherwise):
 ``cache-program``
     A model that declares a cache program (:meth:`ARModel.cache_program`) lists the mode ``cached``, its
     program is one the cached engine runs and is the forward pass, and the cached sampler draws naive's
-    images for the same seed without calling ``forward``. A model with no program passes.
+    images for the same seed without calling ``forward``. A model with no program passes once its
+    ``forward`` gives finite parameters.
 ``roundtrip``
     After a forward pass and a training step, save to safetensors + JSON and load into a freshly built
     model: identical log-probabilities.
