@@ -15,11 +15,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from app.core import hookimpl
+from app.core.cache_program import INPUT, Activation, Add, CacheProgram, Conv
 from app.core.hparams import Hparams, hparam
+from app.core.layers import ClassBias, MaskedConv2d
 from app.core.likelihoods import default_likelihood, make_likelihood
 from app.core.model import ARModel, ModelConfig, ModelSpec
-from plugins.fast_pixelcnn import PixelCNNProgram, make_cached_sampler, register_family
-from plugins.layers import ClassBias, MaskedConv2d
 
 
 @dataclass(frozen=True)
@@ -82,14 +82,25 @@ class PixelCNN(ARModel):
         # Channel group g holds the parameters of colour channel g.
         return out.reshape(b, c, -1, h, w).permute(0, 1, 3, 4, 2)
 
-    def make_sampler(self, x: Tensor, cond: Tensor | None = None, ordering=None, mode: str = "naive"):
-        """``cached``: fast sampling by caching activations (:mod:`plugins.fast_pixelcnn`)."""
-        if mode == "cached":
-            return make_cached_sampler(self, x, cond, ordering)
-        return super().make_sampler(x, cond, ordering, mode)
+    def cache_program(self) -> CacheProgram | None:
+        """:meth:`forward` as a program of masked layers: the core's cached engine samples it (Fast PixelCNN).
 
+        None for a subclass that changes the forward pass (it samples naively)."""
+        if type(self).forward is not PixelCNN.forward:
+            return None
 
-register_family(PixelCNN, PixelCNNProgram)
+        def bias(i: int):
+            return self.class_bias[i] if self.class_bias is not None else None
+
+        ops = [Conv(self.first, INPUT, "h0", bias(0))]
+        for i, layer in enumerate(self.layers):
+            ops += [Activation("relu", f"h{i}", f"r{i}"), Conv(layer, f"r{i}", f"u{i}", bias(i + 1)),
+                    Add(f"h{i}", f"u{i}", f"h{i + 1}")]
+        top = f"h{len(self.layers)}"
+        ops += [Activation("relu", top, "r"), Conv(self.head1, "r", "head"), Activation("relu", "head", "rhead"),
+                Conv(self.head2, "rhead", "out")]
+        return CacheProgram(tuple(ops), "out")
+
 
 SPEC = ModelSpec(
     name="pixelcnn",

@@ -50,6 +50,20 @@ def test_the_example_plugin_loads_conforms_and_trains(tmp_path, monkeypatch):
     assert report.passed, str(report)
 
 
+def test_the_cached_sampling_example_samples_from_the_cache_and_conforms():
+    code = re.search(r"## Cached sampling for free.*?```python\n(.*?)```", DOC, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, "plugins.md: cached sampling", "exec"), namespace)  # its last line compares the samplers
+    from app.core.cached_sampling import CachedSampler
+    from app.core.sampling import prepare_run
+    from app.testing import check_model
+
+    model = namespace["model"]
+    assert isinstance(prepare_run(model, 2, mode="cached").sampler, CachedSampler)
+    report = check_model(namespace["SPEC"], checks=["purity", "autoregressive", "cache-program"])
+    assert report.passed, str(report)
+
+
 # the reference: every object a plugin meets, with every attribute it has ----------------------------------------
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from app.core import cached_sampling
 from app.core.errors import ModelError
 from app.core.model import ConditionSpec
 from app.core.sampling import NaiveSampler, prepare_run, sample, sample_steps
@@ -202,8 +203,8 @@ def test_the_graph_engine_path_with_a_stand_in_for_capture(monkeypatch):
         row()
         return _ReplayedRow(row)
 
-    monkeypatch.setattr(fast_pixelcnn, "resolve_engine", lambda engine, device: "graph")
-    monkeypatch.setattr(fast_pixelcnn, "_capture", fake_capture)
+    monkeypatch.setattr(cached_sampling, "resolve_engine", lambda engine, device: "graph")
+    monkeypatch.setattr(cached_sampling, "_capture", fake_capture)
     for spec in (PIXELCNN, GATED):
         model = randomised(spec, shape=(1, 7, 6), k=4)
         known = np.zeros((7, 6), dtype=bool)

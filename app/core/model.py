@@ -8,6 +8,7 @@ A model is a :class:`ARModel` (a ``torch.nn.Module``) built from a :class:`Model
 * :meth:`ARModel.conditionals` — K-way probabilities of each dimension given those before it;
 * :meth:`ARModel.sampling_plan` — groups of dimensions sampled together, in order;
 * :meth:`ARModel.make_sampler` — an incremental sampler (naive re-evaluation unless the model caches);
+* :meth:`ARModel.cache_program` — the network in the core's masked layers, for the cached sampler;
 * :meth:`ARModel.own_sample` — a model's own whole-image sampler, offered as the sampler mode ``"own"``.
 
 Images are float tensors ``(B, C, H, W)`` holding integer values ``0 .. K-1`` (so that gradients with respect
@@ -27,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from app.core.cache_program import CacheProgram
+from app.core.cached_sampling import make_cached_sampler
 from app.core.errors import ARExplorerError, ModelError, OrderingError
 from app.core.hparams import Hparams, refuse_unknown
 from app.core.likelihoods import Likelihood
@@ -302,6 +305,19 @@ class ARModel(nn.Module):
         """
         raise NotImplementedError(f"{self._title()} has no own sampler")
 
+    def cache_program(self) -> CacheProgram | None:
+        """The network as a :class:`~app.core.cache_program.CacheProgram` of the core's layers, or None.
+
+        A model that returns one (and lists ``"cached"`` in ``ModelSpec.sampler_modes``) samples with the
+        cached engine (:mod:`app.core.cached_engine`): every step computes only the new position of each
+        layer from the cached activations below it, with no code of its own for caching. The promise is that
+        :meth:`forward` is the program's output (:meth:`CacheProgram.evaluate
+        <app.core.cache_program.CacheProgram.evaluate>` of the normalised image) reshaped to ``(B, C, H, W,
+        P)``; the conformance kit's ``cache-program`` check holds the model to it. A subclass that changes
+        :meth:`forward` must return None (or its own program). The default is None: naive sampling.
+        """
+        return None
+
     # -- derived, shared by every model --------------------------------------------------------------------
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -423,13 +439,16 @@ class ARModel(nn.Module):
         mode: str = "naive",
     ) -> Sampler:
         """An incremental sampler over the canvas ``x`` (modified in place). ``naive`` always works; ``own``
-        wraps :meth:`own_sample` where the spec declares it. Models with faster samplers override this and
-        fall back to it for the modes they do not handle."""
+        wraps :meth:`own_sample` where the spec declares it; ``cached`` runs :meth:`cache_program` on the
+        cached engine where the model declares one. Models with other faster samplers override this and fall
+        back to it for the modes they do not handle."""
         if mode not in ("naive", "auto") and mode not in self.spec.sampler_modes:
             modes = ", ".join(("naive", *self.spec.sampler_modes))
             raise ModelError(f"{self._title()} has no {mode!r} sampler (it has: {modes})")
         if mode == OWN_SAMPLER_MODE:
             return OwnSampler(self, x, cond, ordering)
+        if mode == "cached":
+            return make_cached_sampler(self, x, cond, ordering)  # naive where the model declares no program
         return NaiveSampler(self, x, cond, ordering)
 
     def _dtype(self) -> torch.dtype:

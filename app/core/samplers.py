@@ -1,6 +1,6 @@
 """The sampler interface and the two samplers every model has: the step-by-step contract of incremental
 sampling (:class:`Sampler`), naive re-evaluation (:class:`NaiveSampler`) and a model's own whole-image sampler
-behind that interface (:class:`OwnSampler`).
+behind that interface (:class:`OwnSampler`); and the inverse-CDF draw every sampler shares (:func:`draw`).
 
 Below the model: :mod:`app.core.model` builds these, and the sampling loop (:mod:`app.core.sampling`) runs
 them. A sampler only meets its model through the model's public methods, so nothing here imports the model.
@@ -18,6 +18,19 @@ from app.core.orderings import Ordering
 
 if TYPE_CHECKING:
     from app.core.model import ARModel
+
+
+def draw(probs: Tensor, uniforms: Tensor) -> Tensor:
+    """Inverse-CDF draw: ``probs`` ``(..., K)`` and ``uniforms`` ``(...)`` in [0, 1) to values ``(...)``."""
+    cdf = probs.cumsum(-1)
+    cdf = cdf / cdf[..., -1:].clamp(min=1e-30)
+    values = (cdf < uniforms.unsqueeze(-1)).sum(-1)
+    return values.clamp_(max=probs.shape[-1] - 1)
+
+
+def draw_dtype(device: torch.device) -> torch.dtype:
+    """float64 for the inverse-CDF draw, except on Apple GPUs, which have no float64."""
+    return torch.float32 if torch.device(device).type == "mps" else torch.float64
 
 
 class Sampler:
@@ -119,4 +132,4 @@ class OwnSampler(Sampler):
         self.x.view(self.x.shape[0], -1).copy_(self._drawn_images())
 
 
-__all__ = ["NaiveSampler", "OwnSampler", "Sampler"]
+__all__ = ["NaiveSampler", "OwnSampler", "Sampler", "draw", "draw_dtype"]

@@ -27,8 +27,8 @@ from app.core.likelihoods import apply_temperature
 from app.core.model import OWN_SAMPLER_MODE, ARModel
 from app.core.orderings import Ordering, known_first
 
-# The sampler classes live below the model; plugins import them from here, as they always have.
-from app.core.samplers import NaiveSampler, OwnSampler, Sampler  # noqa: F401
+# The sampler classes and the draw live below the model; plugins import them from here, as they always have.
+from app.core.samplers import NaiveSampler, OwnSampler, Sampler, draw, draw_dtype  # noqa: F401
 
 
 def _guarded(model: ARModel, when: str, call):
@@ -41,14 +41,6 @@ def _guarded(model: ARModel, when: str, call):
         if "out of memory" in str(exc).lower():
             raise
         raise ModelError(f"{model.spec.title}'s sampler failed {when}: {type(exc).__name__}: {exc}") from exc
-
-
-def draw(probs: Tensor, uniforms: Tensor) -> Tensor:
-    """Inverse-CDF draw: ``probs`` ``(..., K)`` and ``uniforms`` ``(...)`` in [0, 1) to values ``(...)``."""
-    cdf = probs.cumsum(-1)
-    cdf = cdf / cdf[..., -1:].clamp(min=1e-30)
-    values = (cdf < uniforms.unsqueeze(-1)).sum(-1)
-    return values.clamp_(max=probs.shape[-1] - 1)
 
 
 @dataclass
@@ -84,11 +76,6 @@ def resolve_mode(model: ARModel, mode: str) -> str:
         exact = [m for m in model.spec.sampler_modes if m != OWN_SAMPLER_MODE]
         return exact[0] if exact else "naive"
     return mode
-
-
-def draw_dtype(device: torch.device) -> torch.dtype:
-    """float64 for the inverse-CDF draw, except on Apple GPUs, which have no float64."""
-    return torch.float32 if torch.device(device).type == "mps" else torch.float64
 
 
 def _uniforms(n: int, num_dims: int, seed: int, device: torch.device) -> Tensor:

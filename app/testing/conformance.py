@@ -27,6 +27,11 @@ instance built from the spec's ``tiny_hparams`` unless it says otherwise):
     Each sampler's step-by-step conditionals equal the model's conditionals of the finished image; exact
     samplers give naive's images for the same seed, the model's own sampler the same images for a seed
     twice; sample frequencies match the exact marginals (within 5 standard errors).
+``cache-program``
+    A model that declares a cache program (:meth:`ARModel.cache_program`) lists the mode ``cached``, its
+    program is one the cached engine runs and is the forward pass, and the cached sampler draws naive's
+    images for the same seed without calling ``forward``. A model with no program passes once its
+    ``forward`` gives finite parameters.
 ``roundtrip``
     After a forward pass and a training step, save to safetensors + JSON and load into a freshly built
     model: identical log-probabilities.
@@ -42,6 +47,7 @@ from typing import Any
 
 from app.core.model import ModelSpec
 from app.testing.autoregressive import check_autoregressive, check_autoregressive_real_size
+from app.testing.cache_program_check import check_cache_program
 from app.testing.instances import default_shape, norm_shape
 from app.testing.normalization import check_normalization
 from app.testing.purity import check_purity
@@ -55,6 +61,7 @@ CHECKS: dict[str, Callable[..., CheckResult]] = {
     "autoregressive-real-size": check_autoregressive_real_size,
     "normalization": check_normalization,
     "sampler": check_sampler,
+    "cache-program": check_cache_program,
     "roundtrip": check_roundtrip,
 }
 ALL_CHECKS = tuple(CHECKS)
@@ -75,6 +82,10 @@ KNOCK_ON: dict[str, tuple[tuple[str, str], ...]] = {
                                      "once those are drawn"),
         ("normalization", "frequencies cannot match probabilities that do not sum to 1"),
     ),
+    "cache-program": (
+        ("purity", "a forward pass that changes between calls cannot equal a program"),
+        ("autoregressive", "a model whose conditionals see later dimensions cannot be sampled from a cache"),
+    ),
     "roundtrip": (("purity", "a forward pass that changes between calls cannot give identical log-probabilities"),),
 }
 
@@ -86,6 +97,7 @@ __all__ = [
     "assert_conforms",
     "check_autoregressive",
     "check_autoregressive_real_size",
+    "check_cache_program",
     "check_model",
     "check_normalization",
     "check_purity",
