@@ -220,7 +220,8 @@ def test_the_default_spiral_is_not_a_black_square(make_window, ordering_checkpoi
 
 
 @pytest.mark.parametrize(("size", "scale"), [((1280, 720), 1.0), ((1920, 1080), 2.0)], ids=["1280x720", "200%"])
-def test_samples_button_and_table_never_overprint_each_other(make_window, ordering_checkpoints, size, scale):
+def test_samples_button_and_table_never_overprint_each_other(make_window, ordering_checkpoints, size, scale,
+                                                             wait_for):
     """With an any-order model the column holds samples, their score and the table; on a projector at 200% they
     once overlapped (the samples drawn under "Sample again" and its score line)."""
     from event_loop import pump
@@ -229,6 +230,8 @@ def test_samples_button_and_table_never_overprint_each_other(make_window, orderi
     window = make_window("tiny-any", scale=scale)
     window.resize(*size)
     view = orderings_view(window)
+    # The score line arrives from a worker and may wrap onto more lines than "scoring…": measure after it.
+    wait_for(lambda: "nats per image" in view.score_label.text())
     pump(40)
     assert (window.width(), window.height()) == size
 

@@ -580,6 +580,7 @@ class QtOrderingView(WorkerOwner, QWidget):
         self.score_text = (f"{format_nll(nats, dims)}: mean over {SCORE_IMAGES} images of {source}, "
                            f"ordering {name}")
         self.score_label.setText(self.score_text)
+        self.live_box.updateGeometry()  # its wrapped text may take another line: the divider makes room
 
     # -- the table -----------------------------------------------------------------------------------------
     def measure_presets(self) -> None:
