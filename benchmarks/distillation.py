@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -28,10 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.core.distillation import cached_teacher_conditionals, check_teacher  # noqa: E402
+from app.core.scoring import LN2  # noqa: E402
 from app.core.session import Session  # noqa: E402
 from app.core.training import TrainConfig, train, validation_nll  # noqa: E402
-
-LN2 = math.log(2.0)
 
 
 def run(model, train_split, valid_split, soft, args) -> dict:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import torch
 from torch import Tensor
 
 from app.core.conditions import derive_condition
-from app.core.datasets import DataSplit
+from app.core.datasets import DataSplit, default_data_dir
 from app.core.errors import ARExplorerError
 from app.core.files import atomic_write_with
 from app.core.model import ARModel
@@ -65,8 +64,8 @@ def check_teacher(student: ARModel, teacher: ARModel, teacher_name: str = "the t
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "ar-explorer" / "teacher"
+    """Beside the downloaded data, in the user's cache folder."""
+    return default_data_dir().parent / "teacher"
 
 
 def cache_key(teacher_sha256: str, data: DataSplit) -> str:

@@ -23,6 +23,7 @@ from app.core.checkpoints import load_optimizer, save_checkpoint, save_optimizer
 from app.core.conditions import derive_condition
 from app.core.datasets import DataSplit
 from app.core.devices import describe_device
+from app.core.distillation import distillation_loss
 from app.core.errors import ARExplorerError
 from app.core.files import OutputBusy, OutputLock, remove_orphans
 from app.core.model import ARModel
@@ -119,8 +120,6 @@ class _LossModule(nn.Module):
 
     def forward(self, x: Tensor, cond: Tensor | None, ordering: Any, soft: Tensor | None = None) -> Tensor:
         if soft is not None:
-            from app.core.distillation import distillation_loss
-
             return distillation_loss(self.model, x, cond, soft, self.distill_weight)
         return self.model.loss(x, cond, ordering)
 
