@@ -58,6 +58,7 @@ class QtDistributionPlot(pg.PlotWidget):
         self._scale = scale
         theme.style_plot(self.plot_item, scale, *self._labels)
         self._tempered.setSize(22 * scale)
+        self._reference.label.setFont(theme.scaled_font(scale, 0.9))  # "test images: ..." grows with the rest
         self._fit_left_label()
 
     def _axes(self, left: str, bottom: str) -> None:

@@ -199,3 +199,18 @@ def test_plot_legends_grow_with_the_scale(qapp):
         sizes.append(float(label.opts["size"].rstrip("pt")))
         assert f"font-size:{label.opts['size']}" in label.item.toHtml().replace(" ", "")  # drawn at that size
     assert sizes[1] >= 1.8 * sizes[0], sizes
+
+
+def test_text_drawn_on_plots_grows_with_the_scale(qapp):
+    """Text placed on a chart ("test images: 81.5", the toy's "never in the training data") kept Qt's default
+    size while the axes beside it doubled on a projector."""
+    from app.ui.qt_distribution_plot import QtDistributionPlot
+    from app.ui.views.qt_toy_plots import QtDensityPlot1D
+
+    plot, density = QtDistributionPlot(), QtDensityPlot1D()
+    sizes = []
+    for scale in (1.0, 2.0):
+        plot.set_scale(scale)
+        density.set_scale(scale)
+        sizes.append((plot._reference.label.textItem.font().pointSizeF(), density.band_label.textItem.font().pointSizeF()))
+    assert sizes[1][0] >= 1.8 * sizes[0][0] and sizes[1][1] >= 1.8 * sizes[0][1], sizes

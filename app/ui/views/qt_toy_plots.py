@@ -48,6 +48,7 @@ class QtDensityPlot1D(pg.PlotWidget):
     def set_scale(self, scale: float) -> None:
         self._scale = scale
         theme.style_plot(self.plot_item, scale, "probability", "value x")
+        self.band_label.setFont(theme.scaled_font(scale, 0.9))
 
     def show_data(self, train: np.ndarray, test: np.ndarray, band: tuple[int, int] | None) -> None:
         k = len(train)
